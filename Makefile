@@ -1,0 +1,39 @@
+# The two commands a user needs: `make demo` and `make test`. Both build .venv themselves
+# (Python 3.11, pinned requirements.txt) and reuse it while requirements.txt is unchanged.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+REQ_HASH := $(shell sha256sum requirements.txt | cut -c1-16)
+STAMP := $(VENV)/.installed-$(REQ_HASH)
+# Torch would otherwise start one thread per core in every process the tests spawn.
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: venv test demo bench gpu-check clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt setup.py
+	@if [ ! -x $(PY) ]; then echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); fi
+	@$(PY) -c 'import sys; assert sys.version_info[:2] >= (3, 10), sys.version' \
+		|| { echo "retf_ros needs Python >= 3.10 (3.11 recommended)"; exit 1; }
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+test: venv
+	$(PY) -m pytest -q -rs test
+
+demo: venv
+	$(VENV)/bin/retf demo
+
+bench: venv
+	$(PY) -m retf_ros.bench
+
+gpu-check: venv
+	$(PY) -m retf_ros.bench --gpu
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
