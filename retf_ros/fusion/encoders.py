@@ -1,0 +1,131 @@
+"""Per-frame encoders: one frame of one modality -> one C-dimensional token.
+
+They run once per frame (the streaming runtime caches their output), so they see no time axis:
+every encoder maps (N, ...) -> (N, C), and the model folds (B, T) into N. GroupNorm rather than
+BatchNorm keeps a frame's token independent of whatever else is in the batch (padding, other
+samples), which is what makes streaming equal batch inference.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def _conv_stage(cin: int, cout: int, kernel: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride=2, padding=kernel // 2, bias=False),
+                         nn.GroupNorm(8, cout), nn.ReLU(inplace=True))
+
+
+class ConvFrameEncoder(nn.Module):
+    """Small conv net trained end to end (the default for RGB and depth: no pretrained weights
+    can be downloaded where this runs). (N, Ch, h, w) -> (N, C). Keeps a 2 x 2 spatial grid before
+    the projection so where something is in the image survives the pooling.
+    """
+
+    def __init__(self, in_channels: int, dim: int = 128, widths: tuple[int, ...] = (32, 64, 96, 128)):
+        super().__init__()
+        stages, cin = [], in_channels
+        for i, width in enumerate(widths):
+            stages.append(_conv_stage(cin, width, 5 if i == 0 else 3))
+            cin = width
+        self.features = nn.Sequential(*stages, nn.AdaptiveAvgPool2d(2))
+        self.proj = nn.Sequential(nn.Flatten(), nn.Linear(cin * 4, dim), nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.features(x))
+
+
+class RGBEncoder(ConvFrameEncoder):
+    """RGB in [0, 1] (N, 3, h, w) -> (N, C); centres the intensities first."""
+
+    def __init__(self, dim: int = 128):
+        super().__init__(3, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward((x - 0.45) / 0.25)
+
+
+class DepthConvEncoder(ConvFrameEncoder):
+    """Depth (N, 1, h, w) in metres / 5 (0 = invalid) -> (N, C); a validity channel is added so
+    the net can tell "far" from "no reading"."""
+
+    def __init__(self, dim: int = 128):
+        super().__init__(2, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(torch.cat([x, (x > 0).to(x.dtype)], dim=1))
+
+
+class DepthFlattenEncoder(nn.Module):
+    """The authors' depth embedding: flatten a low-resolution depth map -> Linear -> LayerNorm -> ReLU."""
+
+    def __init__(self, image_size: tuple[int, int], dim: int = 128):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(image_size[0] * image_size[1], dim),
+                                 nn.LayerNorm(dim), nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class SkeletonEncoder(nn.Module):
+    """Normalised joints (N, J, 3) -> (N, C) with a two-layer MLP."""
+
+    def __init__(self, num_joints: int, dim: int = 128, hidden: int = 256):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(num_joints * 3, hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(hidden, dim), nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class FeatureEncoder(nn.Module):
+    """Precomputed per-frame features (N, F) (the FUTR/R3D feature format) -> Linear -> ReLU."""
+
+    def __init__(self, feature_dim: int, dim: int = 128):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(feature_dim, dim), nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.float())
+
+
+class TorchvisionEncoder(nn.Module):
+    """An ImageNet backbone from torchvision (when installed) with user-supplied weights.
+
+    ``weights_file``: a safetensors file with the backbone's state dict (weights are never
+    downloaded and never unpickled). The classifier is replaced by a projection to C; the
+    backbone stays frozen, as the authors used frozen features.
+    """
+
+    def __init__(self, arch: str, dim: int = 128, weights_file: str | None = None):
+        super().__init__()
+        try:
+            import torchvision
+        except ImportError as exc:
+            raise ImportError("the torchvision RGB encoder needs torchvision installed") from exc
+        backbone = getattr(torchvision.models, arch)(weights=None)
+        if weights_file is not None:
+            from safetensors.torch import load_file
+            backbone.load_state_dict(load_file(str(Path(weights_file))))
+        feature_dim = backbone.fc.in_features
+        backbone.fc = nn.Identity()
+        for p in backbone.parameters():
+            p.requires_grad_(False)
+        self.backbone = backbone.eval()
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+        self.proj = nn.Sequential(nn.Linear(feature_dim, dim), nn.ReLU(inplace=True))
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.backbone.eval()  # frozen: BatchNorm statistics must not drift
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            feats = self.backbone((x - self.mean) / self.std)
+        return self.proj(feats)
