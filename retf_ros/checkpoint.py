@@ -149,3 +149,22 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     if recorded and recorded != sha:
         raise CheckpointError(f"{weights} does not match the sha256 recorded in its metadata (file changed?)")
     return LoadedCheckpoint(model=model.to(device).eval(), metadata=meta, sha256=sha, path=weights)
+
+
+def load_backbone_weights(model: R3DModel, path: str | Path | None = None) -> None:
+    """Fill a torchvision RGB backbone from a safetensors state dict (``model_config``'s
+    ``rgb_backbone_weights`` unless ``path`` is given). Used once before training."""
+    from safetensors.torch import load_file
+
+    source = path or model.config.rgb_backbone_weights
+    encoder = model.encoders["rgb"] if "rgb" in model.encoders else None
+    if source is None or encoder is None or not hasattr(encoder, "backbone"):
+        raise CheckpointError("load_backbone_weights needs a torchvision RGB encoder and a weights file")
+    try:
+        state = load_file(str(source))
+    except Exception as exc:  # safetensors raises several types for unreadable files
+        raise CheckpointError(f"backbone weights {source} are not a readable safetensors file: {exc}") from None
+    missing, unexpected = encoder.backbone.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("fc.")]
+    if missing:
+        raise CheckpointError(f"backbone weights {source} lack {missing[:3]} (expected {model.config.rgb_encoder})")

@@ -7,8 +7,6 @@ samples), which is what makes streaming equal batch inference.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 
@@ -94,23 +92,19 @@ class FeatureEncoder(nn.Module):
 
 
 class TorchvisionEncoder(nn.Module):
-    """An ImageNet backbone from torchvision (when installed) with user-supplied weights.
-
-    ``weights_file``: a safetensors file with the backbone's state dict (weights are never
-    downloaded and never unpickled). The classifier is replaced by a projection to C; the
-    backbone stays frozen, as the authors used frozen features.
+    """An ImageNet backbone from torchvision (when installed), frozen, as the authors used frozen
+    features. Weights are never downloaded: built empty here, filled from a user-supplied
+    safetensors file by ``retf_ros.checkpoint.load_backbone_weights`` before training (a trained
+    checkpoint then carries them). The classifier is replaced by a projection to C.
     """
 
-    def __init__(self, arch: str, dim: int = 128, weights_file: str | None = None):
+    def __init__(self, arch: str, dim: int = 128):
         super().__init__()
         try:
             import torchvision
         except ImportError as exc:
             raise ImportError("the torchvision RGB encoder needs torchvision installed") from exc
         backbone = getattr(torchvision.models, arch)(weights=None)
-        if weights_file is not None:
-            from safetensors.torch import load_file
-            backbone.load_state_dict(load_file(str(Path(weights_file))))
         feature_dim = backbone.fc.in_features
         backbone.fc = nn.Identity()
         for p in backbone.parameters():

@@ -32,7 +32,7 @@ class R3DConfig:
     dim: int = 128
     image_size: tuple[int, int] = (48, 64)      # (h, w) the RGB / depth encoders see
     rgb_encoder: str = "conv"                   # "conv" or "torchvision:<arch>" (e.g. torchvision:resnet18)
-    rgb_backbone_weights: str | None = None     # safetensors state dict for the torchvision backbone
+    rgb_backbone_weights: str | None = None     # safetensors file that initialises the torchvision backbone
     depth_encoder: str = "conv"                 # "conv" or "flatten" (the authors' choice)
     skeleton_layout: str = "kinect_v2_25"
     feature_dims: dict[str, int] = field(default_factory=dict)  # precomputed-feature modalities -> F
@@ -150,7 +150,7 @@ class R3DModel(nn.Module):
             return FeatureEncoder(cfg.feature_dims[modality], cfg.dim)
         if modality == "rgb":
             if cfg.rgb_encoder.startswith("torchvision:"):
-                return TorchvisionEncoder(cfg.rgb_encoder.split(":", 1)[1], cfg.dim, cfg.rgb_backbone_weights)
+                return TorchvisionEncoder(cfg.rgb_encoder.split(":", 1)[1], cfg.dim)
             if cfg.rgb_encoder != "conv":
                 raise ValueError(f"rgb_encoder must be 'conv' or 'torchvision:<arch>', got {cfg.rgb_encoder!r}")
             return RGBEncoder(cfg.dim)
