@@ -1,0 +1,155 @@
+"""Bag player: publishes a bag's messages through DDS as raw CDR bytes, paced by bag time.
+
+Messages keep their original bytes (and so their original header stamps); publishing waits
+until ``(log_time - first_log_time) / rate`` has elapsed on the wall clock. With ``--clock`` the
+bag time is published on ``/clock`` before each message that advances it, so nodes running
+with ``use_sim_time`` see the recording's time. ``--loop`` starts over at the end (time then
+jumps backwards, as with ``ros2 bag play --loop``).
+
+Run as ``retf bag play BAG`` or ``python -m retf_ros.ros.bag_player BAG``; arguments after
+``--ros-args`` go to rclpy (remapping, namespace). DDS settings come from the environment:
+tests and the demo start this process with ``retf_ros.ros.loopback.loopback_environment``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from retf_ros.replay.bagio import BagReader
+from retf_ros.replay.conventions import CLOCK_TOPIC, CLOCK_TYPE, header_stamp_ns, message_class
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="bag_player", description=__doc__.splitlines()[0])
+    parser.add_argument("bag", type=Path, help="bag directory or .mcap file")
+    parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1.0)")
+    parser.add_argument("--loop", action="store_true", help="start over at the end until interrupted")
+    parser.add_argument("--clock", action="store_true", help="publish the bag time on /clock (use_sim_time)")
+    parser.add_argument("--max-idle", type=float, default=None, metavar="S",
+                        help="wait at most S seconds between consecutive messages (skips long silences, "
+                             "e.g. between the clips of an exported bag; stamps stay unchanged)")
+    parser.add_argument("--topics", nargs="+", default=None, metavar="TOPIC", help="play only these topics")
+    parser.add_argument("--qos", choices=("reliable", "best_effort"), default="reliable",
+                        help="reliability of the publishers (default reliable: delivers to both kinds of subscriber)")
+    parser.add_argument("--depth", type=int, default=10, help="publisher history depth (default 10)")
+    parser.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="S",
+                        help="before playing, wait up to S seconds until every topic has a subscriber")
+    parser.add_argument("--publish-log", type=Path, default=None, metavar="FILE",
+                        help="write one JSON line per published message: topic, stamp_ns, log_ns, wall_ns")
+    return parser
+
+
+def play(args: argparse.Namespace, ros_args: list[str] | None = None) -> int:
+    """Run the player until the bag ends (or forever with --loop). Returns an exit status."""
+    if args.rate <= 0:
+        print("bag_player: --rate must be > 0", file=sys.stderr)
+        return 2
+    reader = BagReader(args.bag)
+    for warning in reader.warnings:
+        print(f"bag_player: warning: {warning}", file=sys.stderr)
+    topics = sorted(reader.summary.topics) if args.topics is None else [t.lstrip("/") for t in args.topics]
+    reader.require_topics(topics)
+
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    rclpy.init(args=["bag_player", "--ros-args", *ros_args] if ros_args else ["bag_player"])
+    node = rclpy.create_node("bag_player")
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=args.depth,
+                     reliability=ReliabilityPolicy.RELIABLE if args.qos == "reliable" else ReliabilityPolicy.BEST_EFFORT)
+    publishers = {t: node.create_publisher(message_class(reader.summary.topics[t].msgtype), t, qos) for t in topics}
+    clock_publisher = node.create_publisher(message_class(CLOCK_TYPE), CLOCK_TOPIC, 10) if args.clock else None
+    log = open(args.publish_log, "w") if args.publish_log else None
+    published = 0
+    started = time.monotonic()
+    try:
+        waited = dict(publishers, **({CLOCK_TOPIC: clock_publisher} if clock_publisher is not None else {}))
+        _wait_for_subscribers(node, waited, args.wait_for_subscribers)
+        while True:
+            published += _play_once(reader, topics, publishers, clock_publisher, args.rate, args.max_idle, log)
+            if not args.loop or not rclpy.ok():
+                break
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if log is not None:
+            log.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    print(f"bag_player: published {published} messages in {time.monotonic() - started:.1f} s", flush=True)
+    return 0
+
+
+def _wait_for_subscribers(node, publishers: dict, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while timeout_s > 0 and time.monotonic() < deadline:
+        if all(p.get_subscription_count() > 0 for p in publishers.values()):
+            # Matching is visible to the publisher slightly before the subscriber's reader is
+            # ready for reliable delivery; a short grace keeps the first messages.
+            time.sleep(0.3)
+            return
+        time.sleep(0.05)
+    if timeout_s > 0:
+        waiting = [t for t, p in publishers.items() if p.get_subscription_count() == 0]
+        print(f"bag_player: no subscriber after {timeout_s:.0f} s on {', '.join(waiting)}; playing anyway",
+              file=sys.stderr, flush=True)
+
+
+def _play_once(reader: BagReader, topics: list[str], publishers: dict, clock_publisher, rate: float,
+               max_idle_s: float | None, log) -> int:
+    import rclpy
+
+    clock_class = message_class(CLOCK_TYPE) if clock_publisher is not None else None
+    previous_log_ns = None
+    last_clock_ns = None
+    due = time.monotonic()  # wall time at which the current message is due
+    count = 0
+    for message in reader.messages(topics):
+        if not rclpy.ok():
+            break
+        if previous_log_ns is not None:
+            step = max(0, message.log_ns - previous_log_ns) / 1e9 / rate
+            due += step if max_idle_s is None else min(step, max_idle_s)
+        previous_log_ns = message.log_ns
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        if clock_publisher is not None and (last_clock_ns is None or message.log_ns > last_clock_ns):
+            clock = clock_class()
+            clock.clock.sec, clock.clock.nanosec = divmod(message.log_ns, 1_000_000_000)
+            clock_publisher.publish(clock)
+            last_clock_ns = message.log_ns
+        publishers[message.topic].publish(message.raw)
+        count += 1
+        if log is not None:
+            log.write(json.dumps({"topic": message.topic, "stamp_ns": header_stamp_ns(message.raw, message.msgtype),
+                                  "log_ns": message.log_ns, "wall_ns": time.time_ns()}) + "\n")
+    return count
+
+
+def split_ros_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(own arguments, arguments after --ros-args)."""
+    if "--ros-args" in argv:
+        index = argv.index("--ros-args")
+        return argv[:index], argv[index + 1:]
+    return argv, []
+
+
+def main(argv: list[str] | None = None) -> int:
+    from retf_ros.errors import RetfError
+
+    own, ros_args = split_ros_args(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(own)
+    try:
+        return play(args, ros_args)
+    except RetfError as exc:
+        print(f"bag_player: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

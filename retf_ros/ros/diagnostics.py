@@ -1,0 +1,150 @@
+"""The node's /diagnostics content: a snapshot of its state -> DiagnosticStatus entries.
+
+diagnostic_updater is not available here; the node assembles a :class:`NodeHealth` snapshot
+once per diagnostics period and :func:`diagnostic_statuses` turns it into four statuses:
+``<node>: inputs`` (per-modality rate, stamp age, state), ``<node>: synchronisation`` (drop
+counts by modality/reason), ``<node>: inference`` (lifecycle state, device actually used,
+latency percentiles, skipped windows, configure errors) and ``<node>: effective rank`` (the
+last window's erank health). Levels are bytes (DiagnosticStatus.OK == b'\\x00').
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+from retf_ros.runtime.health import ErankReport
+
+
+class LatencyWindow:
+    """The last ``size`` latencies (ms) and their p50 / p95 / max."""
+
+    def __init__(self, size: int = 500):
+        self._values: deque[float] = deque(maxlen=size)
+
+    def add(self, value_ms: float) -> None:
+        self._values.append(float(value_ms))
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def summary(self) -> dict[str, float] | None:
+        if not self._values:
+            return None
+        values = np.fromiter(self._values, dtype=np.float64)
+        return {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95)),
+                "max": float(values.max())}
+
+
+@dataclass
+class ModalityHealth:
+    state: str                  # ok | stale | missing (in the last emitted frame set), or "waiting"
+    rate_hz: float
+    stamp_age_s: float | None   # node clock now - newest accepted source stamp
+    frames: int = 0             # messages received since activation (dropped ones included)
+
+
+@dataclass
+class NodeHealth:
+    node_name: str
+    lifecycle_state: str
+    device: str = ""
+    checkpoint: str = ""
+    error: str = ""                                   # why configure/activate failed, if it did
+    modalities: dict[str, ModalityHealth] = field(default_factory=dict)
+    drops: dict[str, int] = field(default_factory=dict)
+    new_drops: dict[str, int] = field(default_factory=dict)   # since the previous snapshot
+    last_drop: str = ""
+    resets: int = 0
+    inference_ms: dict[str, float] | None = None
+    end_to_end_ms: dict[str, float] | None = None
+    windows_run: int = 0
+    skipped_windows: int = 0
+    erank: ErankReport | None = None
+
+
+def _kv(values: dict) -> list[KeyValue]:
+    return [KeyValue(key=str(k), value=_fmt(v)) for k, v in values.items()]
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _status(health: NodeHealth, part: str, level: bytes, message: str, values: dict) -> DiagnosticStatus:
+    return DiagnosticStatus(level=level, name=f"{health.node_name}: {part}", message=message,
+                            hardware_id=health.device or "none", values=_kv(values))
+
+
+def diagnostic_statuses(health: NodeHealth) -> list[DiagnosticStatus]:
+    return [_inputs(health), _synchronisation(health), _inference(health), _erank(health)]
+
+
+def _inputs(health: NodeHealth) -> DiagnosticStatus:
+    values, problems = {}, []
+    for modality, m in health.modalities.items():
+        values[f"{modality}.state"] = m.state
+        values[f"{modality}.rate_hz"] = m.rate_hz
+        values[f"{modality}.stamp_age_s"] = m.stamp_age_s
+        values[f"{modality}.frames"] = m.frames
+        if m.state in ("stale", "missing"):
+            problems.append(f"{modality} {m.state}")
+        elif m.state == "waiting":
+            problems.append(f"{modality}: nothing received yet")
+    if health.lifecycle_state != "active":
+        return _status(health, "inputs", DiagnosticStatus.OK, f"not subscribed ({health.lifecycle_state})", values)
+    if not health.modalities or all(m.state == "waiting" for m in health.modalities.values()):
+        return _status(health, "inputs", DiagnosticStatus.WARN, "waiting for input", values)
+    level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
+    return _status(health, "inputs", level, ", ".join(problems) or "all inputs ok", values)
+
+
+def _synchronisation(health: NodeHealth) -> DiagnosticStatus:
+    values = {f"drops.{key}": count for key, count in health.drops.items()}
+    values["buffer_resets"] = health.resets
+    values["last_drop"] = health.last_drop or "none"
+    # Frames passed over because a newer one was ready are the newest-window policy at work.
+    bad = {k: n for k, n in health.new_drops.items() if not k.endswith("/superseded")}
+    if bad:
+        message = "dropping: " + ", ".join(f"{k} x{n}" for k, n in sorted(bad.items()))
+        return _status(health, "synchronisation", DiagnosticStatus.WARN, message, values)
+    return _status(health, "synchronisation", DiagnosticStatus.OK, "no drops since last report", values)
+
+
+def _inference(health: NodeHealth) -> DiagnosticStatus:
+    values = {"lifecycle_state": health.lifecycle_state, "device": health.device or "none",
+              "checkpoint": health.checkpoint or "none", "windows_run": health.windows_run,
+              "skipped_windows": health.skipped_windows}
+    for prefix, summary in (("inference_ms", health.inference_ms), ("end_to_end_ms", health.end_to_end_ms)):
+        for key in ("p50", "p95", "max"):
+            values[f"{prefix}.{key}"] = None if summary is None else summary[key]
+    if health.error:
+        values["error"] = health.error
+        return _status(health, "inference", DiagnosticStatus.ERROR, health.error, values)
+    if health.lifecycle_state != "active":
+        return _status(health, "inference", DiagnosticStatus.OK, f"{health.lifecycle_state}", values)
+    message = f"running on {health.device}"
+    if health.inference_ms is not None:
+        message += f", inference p50 {health.inference_ms['p50']:.1f} ms"
+    return _status(health, "inference", DiagnosticStatus.OK, message, values)
+
+
+_ERANK_LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN, "error": DiagnosticStatus.ERROR}
+
+
+def _erank(health: NodeHealth) -> DiagnosticStatus:
+    report = health.erank
+    if report is None:
+        return _status(health, "effective rank", DiagnosticStatus.OK, "no window yet", {})
+    values = {"convention": report.convention, "fused": report.fused}
+    values.update({f"before.{m}": v for m, v in report.before.items()})
+    values.update({f"after.{m}": v for m, v in report.after.items()})
+    values.update({f"mutual_gain.{p}": v for p, v in report.mutual_gain.items()})
+    message = "; ".join(report.messages) or "effective ranks healthy"
+    return _status(health, "effective rank", _ERANK_LEVELS[report.status], message, values)

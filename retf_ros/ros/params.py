@@ -1,0 +1,146 @@
+"""The node's parameters: one table, declared once each with a ParameterDescriptor.
+
+Each entry gives the default (which fixes the type), a description, and either a numeric range
+(enforced by rclpy through the descriptor) or a set of allowed strings (enforced by
+:func:`validation_problem`, which the node registers as its set-parameters callback before
+declaring, so a bad value in a YAML file, on the command line (``-p``) or from a remote
+``set_parameters`` call is refused with a message naming the parameter).
+
+Most parameters take effect at the next ``configure`` transition; config/anticipation.yaml
+documents every one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from retf_ros.fusion.skeleton import LAYOUTS
+from retf_ros.runtime.frames import MODALITIES
+from retf_ros.runtime.sync import POLICIES
+from retf_ros.ros.qos import HISTORIES, RELIABILITIES
+
+DEVICE_HELP = "auto | cpu | cuda | cuda:N"
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: bool | int | float | str
+    description: str
+    choices: tuple[str, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+def _qos_specs(modality: str) -> list[ParamSpec]:
+    return [
+        ParamSpec(f"qos.{modality}.reliability", "best_effort",
+                  f"Reliability of the {modality} subscription (best_effort accepts both kinds of publisher).",
+                  choices=tuple(RELIABILITIES)),
+        ParamSpec(f"qos.{modality}.history", "keep_last", f"History policy of the {modality} subscription.",
+                  choices=tuple(HISTORIES)),
+        ParamSpec(f"qos.{modality}.depth", 2, f"Queue depth of the {modality} subscription.", low=1, high=100),
+    ]
+
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("autostart", True, "Run configure and activate on start-up (false: wait for lifecycle transitions)."),
+    ParamSpec("checkpoint", "", "Checkpoint path (.safetensors, .json, stem or run directory); empty = the demo "
+              "checkpoint shipped with the package."),
+    ParamSpec("device", "auto", "Inference device: auto, cpu, cuda or cuda:N. The device actually used is logged and in "
+              "diagnostics; a CUDA request without CUDA fails configure (no silent fallback)."),
+    ParamSpec("precision", "fp32", "Inference precision (fp16 needs CUDA).", choices=("fp32", "fp16", "bf16")),
+    ParamSpec("torch_threads", 2, "torch intra-op threads (each DDS process already runs ~18 threads).",
+              low=1, high=256),
+    ParamSpec("window.frames", 0, "Frames per inference window W (0 = the checkpoint's).", low=0, high=4096),
+    ParamSpec("window.fps", 0.0, "Model frame rate the camera stream is resampled to (0 = the checkpoint's).",
+              low=0.0, high=1000.0),
+    ParamSpec("window.stride", 0, "Re-run the temporal model every N model frames (0 = the runtime's default).",
+              low=0, high=4096),
+    ParamSpec("window.horizon_s", 0.0, "Anticipation horizon in seconds (0 = the checkpoint's).",
+              low=0.0, high=3600.0),
+    ParamSpec("sync.slop_s", 0.03, "Largest stamp difference between matched RGB and depth frames (s).",
+              low=0.0005, high=10.0),
+    ParamSpec("sync.max_age_s", 0.5, "A modality without a frame this close to the reference stamp is "
+              "'missing' (closer but unmatched: 'stale'); also how long the reference may pause (s).",
+              low=0.001, high=60.0),
+    ParamSpec("sync.queue_size", 5, "Frames buffered per modality for matching.", low=1, high=1000),
+    ParamSpec("sync.reference", "rgb", "Modality whose frames drive the synchroniser.", choices=MODALITIES),
+    ParamSpec("sync.policy", "available", "require_all: only complete sets; available: run with the fresh "
+              "modalities, the others masked and reported.", choices=POLICIES),
+    ParamSpec("sync.wait_s", 0.1, "How long (wall time) a reference frame waits for late partners before it "
+              "goes out with them marked stale / missing (policy available) or is dropped (require_all) (s).",
+              low=0.0, high=10.0),
+    ParamSpec("sync.time_jump_s", 1.0, "A stamp this far behind a modality's newest resets all buffers "
+              "(looped bag); smaller steps back are dropped as out of order (s).", low=0.001, high=1e6),
+    ParamSpec("rgb.compressed", False, "Subscribe to sensor_msgs/CompressedImage on rgb/image_raw/compressed "
+              "instead of Image on rgb/image_raw."),
+    ParamSpec("skeleton.type", "pose_array", "pose_array: geometry_msgs/PoseArray in skeleton.layout order; "
+              "marker_array: Azure Kinect body-tracking MarkerArray (id = body * 100 + joint).",
+              choices=("pose_array", "marker_array")),
+    ParamSpec("skeleton.layout", "", "Joint order of incoming PoseArrays (empty = the checkpoint's); "
+              "converted by joint name to the checkpoint's layout.", choices=("", *LAYOUTS)),
+    ParamSpec("skeleton.max_age_s", 0.2, "Zero-order hold: a skeleton is reused for frames up to this much "
+              "newer (s).", low=0.001, high=60.0),
+    ParamSpec("skeleton.body_id", -1, "MarkerArray body to follow (-1 = the body nearest the camera).",
+              low=-1, high=2**31 - 1),
+    *_qos_specs("rgb"), *_qos_specs("depth"), *_qos_specs("skeleton"),
+    ParamSpec("diagnostics.rate_hz", 1.0, "Rate of /diagnostics messages.", low=0.01, high=100.0),
+    ParamSpec("diagnostics.log_throttle_s", 5.0, "At most one log line per drop reason in this period (s).",
+              low=0.0, high=3600.0),
+    ParamSpec("erank.fused_warn", 2.5, "WARN (feature collapse) when the fused effective rank falls below; "
+              "0 disables.", low=0.0, high=1e6),
+    ParamSpec("erank.fused_error", 1.5, "ERROR (feature collapse) when the fused effective rank falls below; "
+              "0 disables.", low=0.0, high=1e6),
+    ParamSpec("erank.mutual_gain_warn", 0.05, "WARN (modality collapse) when a modality pair's mutual rank gain "
+              "falls below; 0 disables.", low=0.0, high=1e6),
+    ParamSpec("erank.mutual_gain_error", 0.0, "ERROR (modality collapse) when a pair's mutual rank gain falls "
+              "below; 0 disables.", low=0.0, high=1e6),
+    ParamSpec("erank.min_frames", 4, "Frames a modality needs in the window to get an effective rank.",
+              low=2, high=4096),
+)
+
+SPECS = {spec.name: spec for spec in PARAMETERS}
+
+
+def validation_problem(name: str, value) -> str | None:
+    """Why ``value`` is not acceptable for parameter ``name`` (None when it is).
+
+    Ranges and types are also enforced by rclpy from the descriptors; this covers the string
+    choices and the device syntax, which descriptors cannot express.
+    """
+    spec = SPECS.get(name)
+    if spec is None:
+        return None
+    if spec.choices is not None and value not in spec.choices:
+        shown = ", ".join(repr(c) for c in spec.choices)
+        return f"parameter '{name}' must be one of {shown}, got {value!r}"
+    if name == "device" and not _valid_device(str(value)):
+        return f"parameter 'device' must be {DEVICE_HELP}, got {value!r}"
+    if spec.low is not None and not isinstance(value, bool) and isinstance(value, (int, float)):
+        if not spec.low <= value <= spec.high:
+            return f"parameter '{name}' must be in [{spec.low}, {spec.high}], got {value!r}"
+    return None
+
+
+def _valid_device(text: str) -> bool:
+    if text in ("auto", "cpu", "cuda"):
+        return True
+    prefix, _, index = text.partition(":")
+    return prefix == "cuda" and index.isdigit()
+
+
+def descriptor(spec: ParamSpec):
+    """The rcl_interfaces ParameterDescriptor of one parameter (description, type, range)."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+
+    types = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
+             float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+    result = ParameterDescriptor(name=spec.name, type=types[type(spec.default)], description=spec.description)
+    if spec.choices is not None:
+        result.additional_constraints = "one of: " + ", ".join(repr(c) for c in spec.choices)
+    if spec.low is not None and isinstance(spec.default, int) and not isinstance(spec.default, bool):
+        result.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=0)]
+    elif spec.low is not None and isinstance(spec.default, float):
+        result.floating_point_range = [FloatingPointRange(from_value=float(spec.low), to_value=float(spec.high),
+                                                          step=0.0)]
+    return result
