@@ -15,9 +15,9 @@ PYTHON = sys.executable
 
 
 def _worker_domain_id() -> int:
-    """Distinct ROS_DOMAIN_ID per pytest-xdist worker (gw0 -> 40, gw1 -> 41, ...); 40 alone."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    return 40 + int(worker.removeprefix("gw") or 0)
+    """A ROS_DOMAIN_ID (10..99) of this pytest process's own, so concurrent test runs and
+    pytest-xdist workers on one machine do not discover each other's nodes."""
+    return 10 + os.getpid() % 90
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ def remove_stale_shm_segments() -> int:
     candidates = [p for p in shm.iterdir() if p.name.startswith(("fastdds_", "sem.fastdds_"))]
     if not candidates:
         return 0
-    in_use = _shm_files_in_use()
+    in_use = shm_files_in_use()
     removed = 0
     for path in candidates:
         if str(path) in in_use:
@@ -73,7 +73,7 @@ def remove_stale_shm_segments() -> int:
     return removed
 
 
-def _shm_files_in_use() -> set[str]:
+def shm_files_in_use() -> set[str]:
     """Paths under /dev/shm that some live process maps or has open."""
     used: set[str] = set()
     for proc in Path("/proc").iterdir():

@@ -284,7 +284,7 @@ def leftover_shm(files: set[str]) -> set[str]:
     participant on the machine, and are removed by whichever participant closes them last,
     which on a shared machine may be somebody else's process exiting (or being killed) later.
     """
-    from retf_ros.ros.loopback import _shm_files_in_use
+    from retf_ros.ros.loopback import shm_files_in_use
 
     own = {f for f in files if Path(f).exists() and "fastdds_port" not in Path(f).name}
-    return own - _shm_files_in_use() if own else set()
+    return own - shm_files_in_use() if own else set()

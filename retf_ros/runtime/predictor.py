@@ -122,8 +122,10 @@ class StreamingPredictor:
         return self.model
 
     def warm_up(self, passes: int = 2) -> None:
-        """Run encoders and the temporal model on a dummy full window (allocations, kernel
-        selection, autotuning) so the first real frame is not slow. Leaves the stream untouched."""
+        """Run the encoders and the temporal model on dummy windows of every length the stream
+        will use (1..W frames: a stream starts with short windows), ``passes`` times on the full
+        one, so kernel selection and allocations for each shape happen here and not on a live
+        frame (on CUDA with fp16/bf16 a first-seen shape cost 100+ ms). Leaves the stream untouched."""
         model = self._live_model()
         h, w = self.image_size
         dummy = FrameSet(stamp=0.0, rgb=np.zeros((h, w, 3), np.uint8), depth=np.ones((h, w), np.float32),
@@ -131,9 +133,10 @@ class StreamingPredictor:
         tokens = self._encode([dummy], [self.modalities])[0]
         window = {m: t.expand(1, self.window, -1).contiguous() for m, t in tokens.items()}
         mask = torch.ones(1, self.window, dtype=torch.bool, device=self.device)
-        for _ in range(passes):
-            with torch.no_grad(), autocast(self.device, self.dtype):
-                model.forward_tokens(window, mask)
+        lengths = [*range(1, self.window), *[self.window] * passes]
+        with torch.no_grad(), autocast(self.device, self.dtype):
+            for length in lengths:
+                model.forward_tokens({m: t[:, :length] for m, t in window.items()}, mask[:, :length])
         synchronize(self.device)
 
     def clear_cache(self) -> None:
