@@ -164,6 +164,9 @@ class SyntheticCamera:
             self._last_stamp_ns = stamp_ns
         t = stamp_ns / 1e9
         header = self._header(stamp_ns)
+        if self._stamps is not None:  # recorded before publishing: a checker may see the output first
+            self._stamps.write(f"{stamp_ns}\n")
+            self._stamps.flush()
         with self._lock:
             active = dict(self.active)
         if active["rgb"]:
@@ -173,9 +176,6 @@ class SyntheticCamera:
         if active["skeleton"] and self._frames % self.options.skeleton_every == 0:
             self.publishers["skeleton"].publish(self._skeleton_message(t, header, bad))
         self._frames += 1
-        if self._stamps is not None:
-            self._stamps.write(f"{stamp_ns}\n")
-            self._stamps.flush()
 
     def _header(self, stamp_ns: int):
         from std_msgs.msg import Header
