@@ -38,7 +38,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="S",
                         help="before playing, wait up to S seconds until every topic has a subscriber")
     parser.add_argument("--publish-log", type=Path, default=None, metavar="FILE",
-                        help="write one JSON line per published message: topic, stamp_ns, log_ns, wall_ns")
+                        help="write one JSON line per published message: topic, stamp_ns (header), log_ns (bag), "
+                             "wall_ns (wall clock just before publishing)")
     return parser
 
 
@@ -54,8 +55,9 @@ def play(args: argparse.Namespace, ros_args: list[str] | None = None) -> int:
     reader.require_topics(topics)
 
     import rclpy
-    from rclpy.executors import ExternalShutdownException
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    from retf_ros.ros.shutdown import until_signalled
 
     rclpy.init(args=["bag_player", "--ros-args", *ros_args] if ros_args else ["bag_player"])
     node = rclpy.create_node("bag_player")
@@ -67,14 +69,13 @@ def play(args: argparse.Namespace, ros_args: list[str] | None = None) -> int:
     published = 0
     started = time.monotonic()
     try:
-        waited = dict(publishers, **({CLOCK_TOPIC: clock_publisher} if clock_publisher is not None else {}))
-        _wait_for_subscribers(node, waited, args.wait_for_subscribers)
-        while True:
-            published += _play_once(reader, topics, publishers, clock_publisher, args.rate, args.max_idle, log)
-            if not args.loop or not rclpy.ok():
-                break
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        with until_signalled():
+            waited = dict(publishers, **({CLOCK_TOPIC: clock_publisher} if clock_publisher is not None else {}))
+            _wait_for_subscribers(node, waited, args.wait_for_subscribers)
+            while True:
+                published += _play_once(reader, topics, publishers, clock_publisher, args.rate, args.max_idle, log)
+                if not args.loop or not rclpy.ok():
+                    break
     finally:
         if log is not None:
             log.close()
@@ -123,11 +124,12 @@ def _play_once(reader: BagReader, topics: list[str], publishers: dict, clock_pub
             clock.clock.sec, clock.clock.nanosec = divmod(message.log_ns, 1_000_000_000)
             clock_publisher.publish(clock)
             last_clock_ns = message.log_ns
+        wall_ns = time.time_ns()  # before the hand-over: a subscriber may get it before publish() returns
         publishers[message.topic].publish(message.raw)
         count += 1
         if log is not None:
             log.write(json.dumps({"topic": message.topic, "stamp_ns": header_stamp_ns(message.raw, message.msgtype),
-                                  "log_ns": message.log_ns, "wall_ns": time.time_ns()}) + "\n")
+                                  "log_ns": message.log_ns, "wall_ns": wall_ns}) + "\n")
     return count
 
 

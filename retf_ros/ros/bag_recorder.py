@@ -55,7 +55,9 @@ def _qos_for(node, topic: str, choice: str):
 
 def record(args: argparse.Namespace, ros_args: list[str] | None = None) -> int:
     import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
+
+    from retf_ros.ros.shutdown import until_signalled
 
     wanted = {_absolute(t) for t in args.topics}
     rclpy.init(args=["bag_recorder", "--ros-args", *ros_args] if ros_args else ["bag_recorder"])
@@ -78,28 +80,27 @@ def record(args: argparse.Namespace, ros_args: list[str] | None = None) -> int:
         return callback
 
     try:
-        while rclpy.ok():
-            pending = wanted - subscriptions.keys()
-            if pending:
-                for name, types in node.get_topic_names_and_types():
-                    if name in pending and types:
-                        if types[0] not in typestore().types:
-                            print(f"bag_recorder: warning: {name} has type {types[0]}, unknown to rosbags; not recorded",
-                                  file=sys.stderr, flush=True)
-                            wanted.discard(name)
-                            continue
-                        subscriptions[name] = node.create_subscription(
-                            message_class(types[0]), name, store(name, types[0]), _qos_for(node, name, args.qos), raw=True)
-                        print(f"recording {name} [{types[0]}]", flush=True)
-                        if len(subscriptions) == len(wanted):
-                            print("recorder ready", flush=True)
-            executor.spin_once(timeout_sec=0.05)
-            if args.duration is not None and time.monotonic() - started >= args.duration:
-                break
-            if args.max_messages is not None and writer.count >= args.max_messages:
-                break
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        with until_signalled():
+            while rclpy.ok():
+                pending = wanted - subscriptions.keys()
+                if pending:
+                    for name, types in node.get_topic_names_and_types():
+                        if name in pending and types:
+                            if types[0] not in typestore().types:
+                                print(f"bag_recorder: warning: {name} has type {types[0]}, unknown to rosbags; not recorded",
+                                      file=sys.stderr, flush=True)
+                                wanted.discard(name)
+                                continue
+                            subscriptions[name] = node.create_subscription(
+                                message_class(types[0]), name, store(name, types[0]), _qos_for(node, name, args.qos), raw=True)
+                            print(f"recording {name} [{types[0]}]", flush=True)
+                            if len(subscriptions) == len(wanted):
+                                print("recorder ready", flush=True)
+                executor.spin_once(timeout_sec=0.05)
+                if args.duration is not None and time.monotonic() - started >= args.duration:
+                    break
+                if args.max_messages is not None and writer.count >= args.max_messages:
+                    break
     finally:
         writer.close()
         node.destroy_node()

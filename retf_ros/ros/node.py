@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
 import threading
 import time
+from collections import Counter
 from importlib import resources
 from pathlib import Path
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
@@ -39,6 +39,7 @@ from retf_ros.runtime.sync import NS, ApproximateTimeSynchronizer, SyncConfig
 from retf_ros.ros.diagnostics import LatencyWindow, ModalityHealth, NodeHealth, diagnostic_statuses
 from retf_ros.ros.params import PARAMETERS, descriptor, validation_problem
 from retf_ros.ros.qos import input_qos, output_qos
+from retf_ros.ros.shutdown import until_signalled
 
 NODE_NAME = "anticipation_node"
 DEMO_CHECKPOINT = "checkpoints/demo.safetensors"
@@ -418,19 +419,18 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=argv if argv is not None else sys.argv)
     node = None
     try:
-        try:
-            node = AnticipationNode()
-        except (rclpy.exceptions.InvalidParameterValueException, rclpy.exceptions.InvalidParameterTypeException,
-                rclpy.exceptions.ParameterException) as exc:
-            print(f"anticipation_node: error: {exc}", file=sys.stderr)
-            return 2
-        if node.get_parameter("autostart").value and node.trigger_configure() == SUCCESS:
-            node.trigger_activate()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        with until_signalled():
+            try:
+                node = AnticipationNode()
+            except (rclpy.exceptions.InvalidParameterValueException, rclpy.exceptions.InvalidParameterTypeException,
+                    rclpy.exceptions.ParameterException) as exc:
+                print(f"anticipation_node: error: {exc}", file=sys.stderr)
+                return 2
+            if node.get_parameter("autostart").value and node.trigger_configure() == SUCCESS:
+                node.trigger_activate()
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            executor.spin()
     finally:
         if node is not None:
             node.stop()

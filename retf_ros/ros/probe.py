@@ -134,7 +134,8 @@ class Probe:
 
 def main(argv: list[str] | None = None) -> int:
     import rclpy
-    from rclpy.executors import ExternalShutdownException
+
+    from retf_ros.ros.shutdown import until_signalled
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -157,10 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=read_commands, daemon=True).start()
     probe.record("ready")
     try:
-        while rclpy.ok() and not stop.is_set():
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        with until_signalled():
+            while rclpy.ok() and not stop.is_set():
+                rclpy.spin_once(node, timeout_sec=0.1)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

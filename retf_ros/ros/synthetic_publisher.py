@@ -278,7 +278,8 @@ def _read_commands(camera: SyntheticCamera, stop: threading.Event) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     import rclpy
-    from rclpy.executors import ExternalShutdownException
+
+    from retf_ros.ros.shutdown import until_signalled
 
     argv = sys.argv[1:] if argv is None else argv
     options = build_parser().parse_args(rclpy.utilities.remove_ros_args(["prog", *argv])[1:])
@@ -290,10 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"publishing {options.width}x{options.height} at {options.rate} Hz: {', '.join(options.modalities)}",
           flush=True)
     try:
-        while rclpy.ok() and not stop.is_set():
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        with until_signalled():
+            while rclpy.ok() and not stop.is_set():
+                rclpy.spin_once(node, timeout_sec=0.1)
     finally:
         camera.close()
         node.destroy_node()
