@@ -1,0 +1,241 @@
+"""Live replay evaluation: the real node, the bag player and a recorder as DDS processes.
+
+``anticipation_node`` runs with the given parameter file and checkpoint (``use_sim_time``),
+the player publishes the bag's camera and skeleton topics with ``/clock``, and the recorder
+stores the node's ``~/anticipation`` documents and ``/diagnostics`` in an MCAP bag (receive
+time as log time) while echoing each document, so callers can print them as they arrive.
+All three get their environment from :func:`retf_ros.ros.loopback.loopback_environment`
+(NETWORK RULE: this module is the demo/evaluation launcher that sets the DDS environment).
+
+End-to-end latency here is measured, not taken from the node: the player logs the wall time
+at which it published each message, the recorder the wall time at which the anticipation for
+that frame (same source stamp) arrived (its log time in the recording); latency = arrival - publication of the last message
+of the frame the node used (its modalities reported "ok"). Both clocks are this machine's.
+"""
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from retf_ros.errors import RetfError
+from retf_ros.replay.bag_frames import resolve_topics
+from retf_ros.replay.bagio import BagReader
+from retf_ros.replay.conventions import RGB_COMPRESSED_TOPIC, ModalityTopics
+from retf_ros.replay.offline import ReplayRun
+
+NODE_NAME = "anticipation_node"
+ECHO_PREFIX = "echo "
+DIAGNOSTICS_TOPIC = "/diagnostics"
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """``overrides``: extra node parameters (``-p name:=value``); ``domain_id`` None = random
+    in 60..99 (tests use 40+); ``startup_timeout_s``: for the node to configure (checkpoint
+    load); ``subscriber_timeout_s``: for the player to see the node's subscriptions (activation
+    and DDS discovery); ``drain_s``: how long to wait for the node's last outputs."""
+
+    params_file: Path | None = None
+    rate: float = 1.0
+    domain_id: int | None = None
+    startup_timeout_s: float = 180.0
+    subscriber_timeout_s: float = 60.0
+    drain_s: float = 3.0
+    max_idle_s: float = 0.5
+    overrides: dict = field(default_factory=dict)
+    topics: ModalityTopics = ModalityTopics()
+
+
+class _LineTail:
+    """New complete lines of a growing log file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offset = 0
+
+    def lines(self) -> list[str]:
+        if not self.path.exists():
+            return []
+        with self.path.open("rb") as fh:
+            fh.seek(self.offset)
+            chunk = fh.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        return complete.decode(errors="replace").splitlines()
+
+
+def _log_tail(process, lines: int = 15) -> str:
+    text = process.log().strip().splitlines()
+    return "\n".join(text[-lines:])
+
+
+def run_live(bag: str | Path, checkpoint: str | Path, work_dir: Path, options: LiveOptions = LiveOptions(),
+             on_document: Callable[[dict], None] | None = None, model_modalities: tuple[str, ...] | None = None
+             ) -> ReplayRun:
+    """Replay ``bag`` to a real node and collect what it publishes (module docstring).
+
+    Raises RetfError with the relevant log lines when a process fails or the node publishes
+    nothing. ``model_modalities``: the checkpoint's modalities (which topics to play).
+    """
+    from retf_ros.ros.loopback import loopback_environment, remove_stale_shm_segments
+    from retf_ros.ros.processes import environment_for, node_argv, start, wait_for
+
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    reader = BagReader(bag)
+    stream = resolve_topics(reader, model_modalities or ("rgb", "depth", "skeleton"), options.topics)
+    play_topics = sorted(stream.modality_topics.values())
+    domain = options.domain_id if options.domain_id is not None else random.randint(60, 99)
+    env = environment_for(loopback_environment(domain, work_dir / "ros_log"))
+    overrides = {"checkpoint": str(Path(checkpoint).resolve()), "use_sim_time": True, **options.overrides}
+    compressed = stream.modality_topics.get("rgb") not in (None, options.topics.rgb.lstrip("/"))
+    if compressed:
+        overrides.setdefault("rgb.compressed", True)
+    # The node subscribes to the standard relative names; point them at the bag's topics.
+    standard = ModalityTopics().by_modality()
+    remaps = {(RGB_COMPRESSED_TOPIC if m == "rgb" and compressed else standard[m]): "/" + topic
+              for m, topic in stream.modality_topics.items()}
+    output_topic = f"/{NODE_NAME}/anticipation"
+    recorded = work_dir / "live_outputs"
+    if recorded.exists():
+        raise RetfError(f"{recorded} exists already; use an empty --report directory")
+    publish_log = work_dir / "published.jsonl"
+    processes = []
+    echoed: list[dict] = []  # documents as the recorder echoes them (live printing, liveness)
+    started = time.perf_counter()
+    try:
+        node = start("anticipation_node", node_argv(options.params_file, overrides, remaps=remaps), env, work_dir)
+        processes.append(node)
+        recorder = start("recorder", [sys.executable, "-m", "retf_ros.ros.bag_recorder", output_topic,
+                                      DIAGNOSTICS_TOPIC, "--out", str(recorded), "--echo"], env, work_dir)
+        processes.append(recorder)
+        tail = _LineTail(recorder.log_path)
+
+        def collect() -> None:
+            for line in tail.lines():
+                if line.startswith(f"{ECHO_PREFIX}{output_topic} "):
+                    document = json.loads(line[len(ECHO_PREFIX) + len(output_topic) + 1:])
+                    echoed.append(document)
+                    if on_document is not None:
+                        on_document(document)
+
+        def node_alive() -> bool:
+            if not node.alive():
+                raise RetfError(f"anticipation_node exited with status {node.popen.returncode} before the replay "
+                                f"ended; last lines of {node.log_path}:\n{_log_tail(node)}")
+            errors = [line for line in node.log().splitlines() if "[ERROR]" in line]
+            if errors and not echoed:
+                raise RetfError(f"anticipation_node reported an error before its first anticipation: {errors[0]} "
+                                f"(log: {node.log_path})")
+            return True
+
+        try:
+            wait_for(lambda: node_alive() and "recorder ready" in recorder.log(), options.startup_timeout_s,
+                     "the node's anticipation publisher")
+        except TimeoutError as exc:
+            raise RetfError(f"{exc}; last lines of {node.log_path}:\n{_log_tail(node)}") from None
+        player = start("player", [sys.executable, "-m", "retf_ros.ros.bag_player", str(bag), "--topics", *play_topics,
+                                  "--clock", "--rate", str(options.rate), "--max-idle", str(options.max_idle_s),
+                                  "--wait-for-subscribers", str(options.subscriber_timeout_s),
+                                  "--publish-log", str(publish_log)], env, work_dir)
+        processes.append(player)
+        while player.alive():
+            node_alive()
+            collect()
+            time.sleep(0.05)
+        if player.popen.returncode != 0:
+            raise RetfError(f"the bag player failed (status {player.popen.returncode}); last lines of "
+                            f"{player.log_path}:\n{_log_tail(player)}")
+        last_count, quiet_since = len(echoed), time.monotonic()
+        while time.monotonic() - quiet_since < options.drain_s:
+            node_alive()
+            collect()
+            if len(echoed) != last_count:
+                last_count, quiet_since = len(echoed), time.monotonic()
+            time.sleep(0.05)
+        recorder.stop()
+        collect()
+        node.stop()
+    finally:
+        for process in processes:
+            process.stop()
+        remove_stale_shm_segments()
+    wall_s = time.perf_counter() - started
+    # The recording is the authoritative record: each document with the recorder's receive time.
+    received = [(m.log_ns, json.loads(BagReader.deserialize(m).data))
+                for m in BagReader(recorded).messages([output_topic])]
+    documents, receive_ns = [d for _, d in received], [t for t, _ in received]
+    if not documents:
+        player_log = (work_dir / "player.log").read_text(errors="replace").strip()
+        raise RetfError(f"the node published no anticipation while the bag played (topics {', '.join(play_topics)}); "
+                        f"player: {player_log or 'no output'}; see {work_dir / 'anticipation_node.log'}")
+    published = _publish_times(publish_log, set(play_topics))
+    topic_of = stream.modality_topics
+    end_to_end = []
+    for document, received in zip(documents, receive_ns):
+        # The newest input the node used: the frame's messages of the modalities it had ("ok").
+        sent = published.get(_stamp_ns(document), {})
+        used = [sent[topic_of[m]] for m, state in document["modalities"].items()
+                if state == "ok" and topic_of.get(m) in sent]
+        if used:
+            end_to_end.append((received - max(used)) / 1e6)
+    frames = len(published)
+    counters = {"frames_published": frames, "predictions": len(documents),
+                **_last_node_counters(recorded)}
+    notes = list(stream.notes) + [f"node outputs recorded in {recorded}",
+                                  f"DDS domain {domain}, loopback only; process logs in {work_dir}"]
+    order = sorted(range(len(documents)), key=lambda i: _stamp_ns(documents[i]))
+    return ReplayRun("live", [documents[i] for i in order], frames, wall_s, _device(work_dir),
+                     counters, notes, end_to_end)
+
+
+def _stamp_ns(document: dict) -> int:
+    return int(document["stamp"]["sec"]) * 1_000_000_000 + int(document["stamp"]["nanosec"])
+
+
+def _publish_times(path: Path, topics: set[str]) -> dict[int, dict[str, int]]:
+    """Source stamp -> {topic: wall time (ns) at which the player published it}."""
+    out: dict[int, dict[str, int]] = {}
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        if entry["topic"] in topics and entry["stamp_ns"] is not None:
+            out.setdefault(entry["stamp_ns"], {})[entry["topic"]] = entry["wall_ns"]
+    return out
+
+
+def _last_node_counters(recorded: Path) -> dict[str, int]:
+    """Counters from the node's last /diagnostics message (values that are integers)."""
+    try:
+        reader = BagReader(recorded)
+    except RetfError:
+        return {}
+    last = None
+    for message in reader.messages([DIAGNOSTICS_TOPIC]):
+        last = message
+    if last is None:
+        return {}
+    counters: dict[str, int] = {}
+    for status in BagReader.deserialize(last).status:
+        if NODE_NAME not in status.name:
+            continue
+        for item in status.values:
+            if item.value.lstrip("-").isdigit():
+                counters[f"node/{item.key}"] = int(item.value)
+    return counters
+
+
+def _device(work_dir: Path) -> str:
+    log = work_dir / "anticipation_node.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    marker = "inference on "
+    if marker in text:
+        return text[text.index(marker) + len(marker):].split(" ", 1)[0]
+    return "unknown"
+

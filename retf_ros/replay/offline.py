@@ -1,0 +1,149 @@
+"""Offline replay evaluation: the node's runtime on a bag's messages, no DDS, faster than real time.
+
+Frames come from :mod:`retf_ros.replay.bag_frames` (the node's conversions and synchroniser),
+predictions from the node's :class:`StreamingPredictor`, and each prediction becomes the same
+``retf_ros/anticipation/v1`` document the node publishes, so offline and live runs are scored
+by the same code from the same kind of record.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from retf_ros.errors import RetfError
+from retf_ros.replay.bag_frames import frame_sets, resolve_topics, skeleton_reader
+from retf_ros.replay.bagio import BagReader
+from retf_ros.replay.conventions import ModalityTopics
+from retf_ros.runtime.health import ErankThresholds
+from retf_ros.runtime.sync import SyncConfig
+
+
+@dataclass
+class ReplayRun:
+    """What one replay (offline or live) produced: anticipation documents plus bookkeeping.
+
+    ``documents``: the retf_ros/anticipation/v1 dicts in stamp order. ``frames``: synchronised
+    frame sets offered to the predictor (offline) or input frames published (live).
+    ``counters``: skipped/taken frames, restarts, drops; ``receive_ns``: live only, the
+    receive time of each document (same order) for latency.
+    """
+
+    mode: str
+    documents: list[dict]
+    frames: int
+    wall_s: float
+    device: str
+    counters: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    end_to_end_ms: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OfflineOptions:
+    """``torch_threads`` 1: the streaming model runs batch-1 steps; measured on a shared 2-core
+    machine, 1 thread was about 5x faster than 2 (threads spin against the other processes)."""
+
+    device: str = "cpu"
+    torch_threads: int = 1
+    stride: int | None = None
+    window: int | None = None
+    topics: ModalityTopics = ModalityTopics()
+    sync: SyncConfig = SyncConfig()
+    erank_thresholds: ErankThresholds = ErankThresholds()
+    skeleton_layout: str | None = None   # joint order of the bag's PoseArrays (node: skeleton.layout)
+    skeleton_body_id: int = -1           # MarkerArray body to follow (node: skeleton.body_id)
+
+
+def node_parameters(path: str | os.PathLike | None) -> dict:
+    """The parameters of a node parameter file as dotted names (nested or dotted keys under
+    ``ros__parameters``; every node section merged); {} for None."""
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        document = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise RetfError(f"cannot read parameter file {path}: {exc}") from exc
+    params: dict = {}
+    for node in document.values() if isinstance(document, dict) else ():
+        if isinstance(node, dict) and isinstance(node.get("ros__parameters"), dict):
+            _flatten(node["ros__parameters"], "", params)
+    return params
+
+
+def sync_config_from_params(params: dict) -> SyncConfig:
+    """The node's synchroniser settings (``sync.*``, ``skeleton.max_age_s``), defaults elsewhere."""
+    names = {"sync.slop_s": "slop_s", "sync.max_age_s": "max_age_s", "sync.queue_size": "queue_size",
+             "sync.reference": "reference", "sync.policy": "policy", "sync.time_jump_s": "time_jump_s",
+             "skeleton.max_age_s": "skeleton_max_age_s"}
+    try:
+        return SyncConfig(**{field_name: params[key] for key, field_name in names.items() if key in params})
+    except (TypeError, ValueError) as exc:
+        raise RetfError(f"node parameters: {exc}") from exc
+
+
+def erank_thresholds_from_params(params: dict) -> ErankThresholds:
+    """The node's erank thresholds (``erank.*``; 0 disables a check, as in the node)."""
+    values = {}
+    for name in ("fused_warn", "fused_error", "mutual_gain_warn", "mutual_gain_error"):
+        if f"erank.{name}" in params:
+            values[name] = float(params[f"erank.{name}"]) or None
+    if "erank.min_frames" in params:
+        values["min_frames"] = int(params["erank.min_frames"])
+    return ErankThresholds(**values)
+
+
+def _flatten(tree: dict, prefix: str, out: dict) -> None:
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            _flatten(value, f"{name}.", out)
+        else:
+            out[name] = value
+
+
+def run_offline(bag: str | os.PathLike, checkpoint: str | os.PathLike, options: OfflineOptions = OfflineOptions(),
+                progress: bool = True) -> ReplayRun:
+    """Run the streaming predictor over every synchronised frame of ``bag``."""
+    import torch
+    from tqdm import tqdm
+
+    from retf_ros.checkpoint import load_checkpoint
+    from retf_ros.runtime.anticipation import anticipation_document
+    from retf_ros.runtime.frames import InvalidFrame
+    from retf_ros.runtime.predictor import StreamingPredictor
+
+    torch.set_num_threads(options.torch_threads)
+    reader = BagReader(bag)
+    loaded = load_checkpoint(checkpoint)
+    predictor = StreamingPredictor(loaded, device=options.device, window=options.window, stride=options.stride,
+                                   erank_thresholds=options.erank_thresholds)
+    stream = resolve_topics(reader, predictor.modalities, options.topics)
+    stream.notes[:0] = reader.warnings
+    reference_topic = stream.modality_topics.get(options.sync.reference, next(iter(stream.modality_topics.values())))
+    total = reader.summary.topics[reference_topic].count
+    documents, invalid = [], 0
+    started = time.perf_counter()
+    skeletons = skeleton_reader(reader, stream, predictor.skeleton_layout if "skeleton" in predictor.modalities
+                                else None, options.skeleton_layout, options.skeleton_body_id)
+    frames_iter = frame_sets(reader, stream, options.sync, skeletons)
+    for frames in tqdm(frames_iter, total=total, desc="offline eval", unit="frame", disable=not progress):
+        try:
+            anticipation = predictor.stream_inference(frames)
+        except InvalidFrame as exc:
+            invalid += 1
+            stream.notes.append(f"frame at {frames.exact_stamp_ns()} ns refused: {exc}")
+            continue
+        if anticipation is not None:
+            documents.append(anticipation_document(anticipation, model_name=loaded.name,
+                                                   checkpoint_sha256=loaded.sha256, end_to_end_ms=None))
+    wall_s = time.perf_counter() - started
+    stats = predictor.stats
+    counters = {"frame_sets": stream.frames, "frames_taken": stats.frames_taken,
+                "frames_skipped": stats.frames_skipped, "frames_without_modality": stats.frames_without_modality,
+                "frames_invalid": invalid, "restarts": stats.restarts, "predictions": stats.predictions,
+                **{f"dropped/{key}": n for key, n in stream.drops().items()}}
+    return ReplayRun("offline", documents, stream.frames, wall_s, predictor.device_name, counters, stream.notes)
