@@ -48,6 +48,8 @@ def test_decode_clamps_rounding_to_the_horizon_and_handles_no_action():
     actions = decode_actions([(0, 0.5, 0.9), (2, 0.5000001, 0.8)], CLASSES, horizon_s=2.0)
     assert actions[1].start_s == pytest.approx(1.0) and actions[1].end_s == 2.0
     assert decode_actions([], CLASSES, horizon_s=2.0) == []
+    short = decode_actions([(0, 0.3, 0.9), (2, 0.6999998, 0.8)], CLASSES, horizon_s=4.0)
+    assert short[-1].end_s == 4.0  # fractions summing to just under 1 still reach the horizon
 
 
 def rows(t: int, c: int, directions: int) -> torch.Tensor:

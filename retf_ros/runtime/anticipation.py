@@ -70,17 +70,19 @@ def decode_actions(decoded: Sequence[tuple[int, float, float]], classes: Sequenc
                    horizon_s: float) -> list[AnticipatedAction]:
     """(class_id, fraction of the horizon, confidence) per query, in order -> timed actions.
 
-    Fractions are cumulated into start / end seconds; the last end is clamped to the horizon
-    so rounding never pushes an action past it. Consecutive queries of the same class are one
+    Fractions (which sum to 1) are cumulated into start / end seconds; the last action ends
+    exactly at the horizon, so float rounding of the sum never decides whether the horizon
+    itself is covered (batched and frame-by-frame inference then score identically). Consecutive queries of the same class are one
     action for a planner: they merge, with the duration-weighted mean confidence. Example:
     horizon 4 s, fractions 0.25 and 0.75 -> [0, 1) s and [1, 4) s.
     """
     actions: list[AnticipatedAction] = []
     elapsed = 0.0
-    for class_id, fraction, confidence in decoded:
+    last = len(decoded) - 1
+    for i, (class_id, fraction, confidence) in enumerate(decoded):
         start = min(elapsed, horizon_s)
         elapsed += float(fraction) * horizon_s
-        end = min(elapsed, horizon_s)
+        end = horizon_s if i == last else min(elapsed, horizon_s)
         previous = actions[-1] if actions else None
         if previous is not None and previous.class_id == int(class_id):
             span = end - previous.start_s
