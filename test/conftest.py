@@ -50,8 +50,12 @@ TINY_CLASSES = ("idle", "walk", "sit down", "wave")
 
 def write_tiny_checkpoint(path: Path, *, modalities=("rgb", "depth", "skeleton"), classes=TINY_CLASSES,
                           fps: float = 15.0, window: int = 16, horizon_s: float = 4.0,
-                          image_size=(24, 32), skeleton_layout: str = "kinect_v2_25", seed: int = 0) -> Path:
-    """Write a small random R3D checkpoint (dim 32) with its metadata; returns the weights path."""
+                          image_size=(24, 32), skeleton_layout: str = "kinect_v2_25", seed: int = 0,
+                          anticipates: bool = False) -> Path:
+    """Write a small random R3D checkpoint (dim 32) with its metadata; returns the weights path.
+
+    ``anticipates``: push the NONE logit down and sharpen the class head, so the random model
+    anticipates actions (a fresh model mostly predicts NONE, which scores 0)."""
     import torch
 
     from retf_ros.checkpoint import save_checkpoint
@@ -63,8 +67,13 @@ def write_tiny_checkpoint(path: Path, *, modalities=("rgb", "depth", "skeleton")
                        heads=4, max_frames=window, num_queries=4, encoder_layers=1, ffn_mult=2)
     metadata = {"classes": list(classes), "modalities": list(modalities), "fps": fps, "window": window,
                 "horizon_s": horizon_s, "image_size": list(image_size), "skeleton_layout": skeleton_layout,
-                "name": "tiny-random"}
-    return save_checkpoint(path, R3DModel(config), metadata)
+                "name": "tiny-random", "task": "stream"}
+    model = R3DModel(config)
+    if anticipates:
+        with torch.no_grad():
+            model.class_head.bias[-1] = -4.0
+            model.class_head.weight.mul_(4.0)
+    return save_checkpoint(path, model, metadata)
 
 
 @pytest.fixture(scope="session")
@@ -149,27 +158,14 @@ def replay_clip_store(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def replay_checkpoint(tmp_path_factory, replay_clip_store) -> Path:
-    """A small randomly initialised streaming checkpoint for the synthetic classes (15 fps,
-    window 16, horizon 5 s so the 1/2/4 s leads are inside it). The NONE logit is pushed down
-    so the model anticipates actions (a fresh model mostly predicts none, which scores 0)."""
-    import torch
-
-    from retf_ros.checkpoint import save_checkpoint
+    """A small random streaming checkpoint for the synthetic classes at their native 15 fps
+    (window 16, horizon 5 s so the 1/2/4 s leads are inside it) that anticipates actions."""
     from retf_ros.data.clipstore import ClipStore
-    from retf_ros.fusion.model import R3DConfig, R3DModel
 
     store = ClipStore(replay_clip_store)
-    torch.manual_seed(0)
-    model = R3DModel(R3DConfig(num_classes=len(store.classes), dim=32, image_size=(48, 64), max_frames=16,
-                               num_queries=4, heads=4, fusion_heads=4, skeleton_layout=store.skeleton_layout))
-    with torch.no_grad():
-        model.class_head.bias[-1] = -4.0
-        model.class_head.weight.mul_(4.0)
-    path = tmp_path_factory.mktemp("replay_ckpt") / "tiny"
-    save_checkpoint(path, model, {"classes": store.classes, "fps": store.fps, "window": 16, "horizon_s": 5.0,
-                                  "task": "stream", "image_size": [48, 64],
-                                  "skeleton_layout": store.skeleton_layout})
-    return path
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("replay_ckpt") / "tiny", classes=store.classes,
+                                 fps=store.fps, window=16, horizon_s=5.0, image_size=(48, 64),
+                                 skeleton_layout=store.skeleton_layout, anticipates=True)
 
 
 @pytest.fixture(scope="session")
