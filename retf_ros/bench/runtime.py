@@ -41,14 +41,15 @@ def _checkpoint(args, workdir: Path):
     return load_checkpoint(weights), "random weights, default R3DConfig (no demo checkpoint found)"
 
 
-def _frames(count: int, num_joints: int | None, seed: int = 0):
+def _frames(count: int, num_joints: int | None, fps: float, seed: int = 0):
+    """VGA frames stamped on the model's time grid, so every one is encoded (none skipped)."""
     from retf_ros.runtime.frames import FrameSet
 
     rng = np.random.default_rng(seed)
     rgb = rng.integers(0, 256, (4, *FRAME_SHAPE, 3), dtype=np.uint8)
     depth = (rng.random((4, *FRAME_SHAPE)) * 4 + 0.5).astype(np.float32)
     joints = rng.normal(0, 0.4, (4, num_joints or 1, 3)).astype(np.float32)
-    return [FrameSet(stamp=i / 15.0, rgb=rgb[i % 4], depth=depth[i % 4],
+    return [FrameSet(stamp=i / fps, rgb=rgb[i % 4], depth=depth[i % 4],
                      skeleton=joints[i % 4] if num_joints else None) for i in range(count)]
 
 
@@ -58,7 +59,7 @@ def measure(checkpoint, device: str, precision: str, windows: int = 30) -> dict:
 
     predictor = StreamingPredictor(checkpoint, device=device, precision=precision)
     predictor.warm_up()
-    frames = _frames(predictor.window + windows, predictor.num_joints)
+    frames = _frames(predictor.window + windows, predictor.num_joints, predictor.fps)
     frame_ms, window_ms = [], []
     for i, frame in enumerate(frames):
         start = time.perf_counter()
