@@ -1,0 +1,154 @@
+"""Offline evaluation of a checkpoint on a clip store: the MoC table of method.md section 6
+and the effective ranks of the tokens the model saw.
+
+How a checkpoint observes and predicts depends on its task (metadata ``task``):
+
+- ``protocol``: observe the first alpha*L frames (subsampled to at most ``window``), predict
+  0.5 L frames directly (durations are fractions of 0.5 L).
+- ``stream``: observe the last ``window`` frames of the alpha*L prefix at the model fps and
+  decode the fixed horizon (``horizon_s``). When 0.5 L is longer than the horizon, the last
+  anticipated action is held for the rest (the model cannot see past its horizon; an empty
+  transcript stays NONE, which scores as wrong).
+
+Both are scored identically: the first p*L predicted frames against the ground truth, for
+p in {0.1, 0.2, 0.3, 0.5}, accumulated per class over the split (moc.py).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from retf_ros.training import windows
+from retf_ros.training.dataset import TaskSpec, protocol_sample, stream_sample
+from retf_ros.training.moc import ALPHAS, HORIZONS, MoCAccumulator, cell_key
+from retf_ros.training.prepared import PreparedCache, PreparedClip
+
+
+def task_spec_from_metadata(metadata: dict) -> TaskSpec:
+    """The TaskSpec a checkpoint was trained with (its JSON metadata)."""
+    config = metadata["model_config"]
+    task = metadata.get("task", "stream")
+    horizon = int(round(float(metadata["horizon_s"]) * float(metadata["fps"]))) if task == "stream" else 0
+    return TaskSpec(task=task, window=int(metadata["window"]), horizon=horizon,
+                    num_queries=int(config["num_queries"]), none_class=int(config["num_classes"]),
+                    alphas=tuple(metadata.get("alphas", (0.2, 0.3, 0.5))))
+
+
+def predicted_frames(decoded: list[tuple[int, float, float]], spec: TaskSpec, length: int) -> np.ndarray:
+    """(length,) class ids of the future frames from one decoded transcript (rule above)."""
+    if spec.task == "protocol":
+        return windows.expand_transcript([(c, f) for c, f, _ in decoded], length, spec.none_class)
+    horizon = windows.expand_transcript([(c, f) for c, f, _ in decoded], max(spec.horizon, 1), spec.none_class)
+    if length <= len(horizon):
+        return horizon[:length]
+    return np.concatenate([horizon, np.full(length - len(horizon), horizon[-1], dtype=np.int64)])
+
+
+def observe(clip: PreparedClip, alpha: float, spec: TaskSpec) -> dict:
+    """The model input observing the alpha*L prefix of ``clip`` under the checkpoint's task."""
+    if spec.task == "protocol":
+        return protocol_sample(clip, alpha, spec)
+    return stream_sample(clip, windows.observed_length(clip.num_frames, alpha) - 1, spec)
+
+
+def collate(samples: list[dict]) -> dict:
+    return torch.utils.data.default_collate(samples)
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: (to_device(v, device) if isinstance(v, dict) else v.to(device)) for k, v in batch.items()}
+
+
+@dataclass
+class RankStats:
+    """Per-sample effective ranks (uncentred, method.md section 2) gathered over an evaluation."""
+
+    modalities: tuple[str, ...]
+    before: dict[str, list[float]] = field(default_factory=dict)
+    after: dict[str, list[float]] = field(default_factory=dict)
+    fused: list[float] = field(default_factory=list)
+
+    def add(self, output, mask: torch.Tensor) -> None:
+        from retf_ros.fusion import effective_rank_masked
+
+        for m in self.modalities:
+            valid = output.valid[m]
+            self.before.setdefault(m, []).extend(effective_rank_masked(output.tokens_before[m], valid).tolist())
+            self.after.setdefault(m, []).extend(effective_rank_masked(output.tokens_after[m], valid).tolist())
+        observed = mask & torch.stack([output.valid[m] for m in self.modalities]).any(dim=0)
+        self.fused.extend(effective_rank_masked(output.fused, observed).tolist())
+
+    def summary(self) -> dict:
+        """{"convention", "before": {m}, "after": {m}, "gain": {m}, "fused", "mutual_gain": {"a+b"}}."""
+        from retf_ros.fusion import mutual_gain
+
+        def mean(values):
+            finite = [v for v in values if np.isfinite(v)]
+            return float(np.mean(finite)) if finite else float("nan")
+
+        before = {m: mean(self.before.get(m, [])) for m in self.modalities}
+        after = {m: mean(self.after.get(m, [])) for m in self.modalities}
+        gain = {m: after[m] - before[m] for m in self.modalities}
+        pairs = {f"{a}+{b}": mutual_gain(gain[a], gain[b])
+                 for a, b in itertools.combinations(self.modalities, 2)}
+        return {"convention": "uncentred", "before": before, "after": after, "gain": gain,
+                "fused": mean(self.fused), "mutual_gain": pairs}
+
+
+@dataclass
+class Evaluation:
+    moc: MoCAccumulator
+    ranks: RankStats
+    samples: int
+
+
+@torch.no_grad()
+def evaluate_moc(model, spec: TaskSpec, cache: PreparedCache, clip_ids: list[str], device: torch.device,
+                 batch_size: int = 16, alphas=ALPHAS, horizons=HORIZONS, progress=None) -> Evaluation:
+    """Observe every clip at every alpha, decode, and accumulate MoC and effective ranks.
+
+    ``progress``: optional callable(n) called after each batch with the number of samples done.
+    """
+    from retf_ros.fusion import decode_future
+
+    model.eval()
+    accumulator = MoCAccumulator(spec.none_class, alphas, horizons)
+    ranks = RankStats(tuple(model.config.modalities))
+    jobs = [(clip_id, alpha) for clip_id in clip_ids for alpha in alphas]
+    for start in range(0, len(jobs), batch_size):
+        chunk = jobs[start:start + batch_size]
+        opened = {clip_id: cache.open(clip_id) for clip_id, _ in chunk}
+        samples = [observe(opened[c], a, spec) for c, a in chunk]
+        batch = to_device(collate(samples), device)
+        output = model(batch["inputs"], batch["mask"], batch["present"])
+        ranks.add(output, batch["mask"])
+        decoded = decode_future(output.action_logits, output.duration_logits)
+        for (clip_id, alpha), transcript in zip(chunk, decoded):
+            clip = opened[clip_id]
+            n = clip.num_frames
+            observed = windows.observed_length(n, alpha)
+            longest = windows.future_length(n, max(windows.PROTOCOL_FUTURE, *horizons))
+            prediction = predicted_frames(transcript, spec, longest)
+            for p in horizons:
+                length = windows.future_length(n, p)
+                truth = clip.labels[observed: observed + length]
+                accumulator.update(alpha, p, prediction[:len(truth)], truth)
+        if progress is not None:
+            progress(len(chunk))
+    return Evaluation(accumulator, ranks, len(jobs))
+
+
+def per_class_table(accumulator: MoCAccumulator, classes: list[str]) -> dict:
+    """{alpha: {horizon: {class name: pct}}} over the classes present in each cell."""
+    acc = accumulator.per_class()
+    out: dict = {}
+    for a, alpha in enumerate(accumulator.alphas):
+        row = {}
+        for h, horizon in enumerate(accumulator.horizons):
+            row[cell_key(horizon)] = {classes[k]: float(acc[a, h, k]) for k in range(len(classes))
+                                      if accumulator.total[a, h, k] > 0}
+        out[cell_key(alpha)] = row
+    return out

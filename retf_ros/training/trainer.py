@@ -1,0 +1,355 @@
+"""The training loop of `retf train` (single process or DistributedDataParallel under torchrun).
+
+A run directory holds:
+- ``last.safetensors`` / ``last.json``: the model after the latest finished epoch (a normal
+  checkpoint) and ``last.optim.safetensors`` / ``last.optim.json``: optimizer state, epoch,
+  step, best score and the run's config. Training again into the same directory resumes at
+  the next epoch (the config must match, except epochs/device/workers/threads/cache).
+- ``best.safetensors`` / ``best.json``: the checkpoint with the best validation score.
+- ``log.jsonl``: one line of metrics per epoch.
+
+Under torchrun every rank trains on its share of each epoch's samples (DistributedSampler);
+rank 0 alone prepares the frame cache, validates and writes files, the others wait at barriers.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from retf_ros.errors import RetfError
+from retf_ros.training.config import TrainConfig
+from retf_ros.training.dataset import TaskSpec, WindowDataset
+from retf_ros.training.prepared import PrepareSpec, PreparedCache
+from retf_ros.training.state import TrainingState, load_optimizer_state, save_optimizer_state
+
+# Options that may change when a run is resumed (they do not change what is learned).
+RESUMABLE_CHANGES = ("epochs", "device", "num_workers", "threads", "cache_dir")
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "retf_ros" / "prepared"
+
+
+@dataclass
+class Distributed:
+    """This process's place in a torchrun job (world 1 when run directly)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    def barrier(self) -> None:
+        if self.active:
+            torch.distributed.barrier()
+
+
+def init_distributed(device_spec: str) -> tuple[Distributed, torch.device]:
+    """Join the torchrun process group when WORLD_SIZE > 1; pick this rank's device."""
+    from retf_ros.runtime.device import select_device
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed(), select_device(device_spec)
+    dist = Distributed(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    device = select_device(device_spec)
+    if device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist, device
+
+
+def learning_rate(step: int, total_steps: int, base_lr: float, warmup_fraction: float) -> float:
+    """Linear warm-up over the first ``warmup_fraction`` of the steps, then cosine to 0."""
+    warmup = int(round(warmup_fraction * total_steps))
+    if step < warmup:
+        return base_lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def resolve_modalities(requested: list[str] | None, store) -> list[str]:
+    available = store.modalities
+    if not requested:
+        return list(available)
+    missing = [m for m in requested if m not in available]
+    if missing:
+        raise RetfError(f"{store.root}: has no {', '.join(missing)} (it has {', '.join(available)})")
+    return [m for m in available if m in requested]
+
+
+def _feature_dims(store, clip_id: str, modalities: list[str]) -> dict[str, int]:
+    features = [m for m in modalities if m.endswith("_features")]
+    if not features:
+        return {}
+    clip = store.load(clip_id, features)
+    return {m: int(getattr(clip, m).shape[1]) for m in features}
+
+
+class Trainer:
+    """One `retf train` run. ``command`` is recorded in the checkpoint metadata."""
+
+    def __init__(self, config: TrainConfig, data: str | Path, out: str | Path, command: str):
+        from retf_ros.data.clipstore import ClipStore, data_fingerprint
+        from retf_ros.fusion import R3DConfig
+
+        self.config = config
+        self.out = Path(out)
+        self.command = command
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.dist, self.device = init_distributed(config.device)
+        self.store = ClipStore(data)
+        self.fingerprint = data_fingerprint(self.store)
+        self.split = config.split or self.store.default_split
+        self.train_ids = self.store.clip_ids(self.split, "train")
+        self.val_ids = self.store.clip_ids(self.split, "val")
+        if not self.train_ids:
+            raise RetfError(f"{self.store.root}: split {self.split!r} has no training clips")
+        self.modalities = resolve_modalities(config.modalities, self.store)
+        self.fps = float(config.fps or self.store.fps)
+        model_options = dict(config.model)
+        model_options.setdefault("max_frames", max(64, config.window))
+        try:
+            self.model_config = R3DConfig(
+                num_classes=len(self.store.classes), modalities=tuple(self.modalities),
+                skeleton_layout=self.store.skeleton_layout or "kinect_v2_25",
+                feature_dims=_feature_dims(self.store, self.train_ids[0], self.modalities), **model_options)
+        except (TypeError, ValueError) as exc:
+            raise RetfError(f"invalid model options {model_options}: {exc}") from None
+        if config.window > self.model_config.max_frames:
+            raise RetfError(f"window {config.window} exceeds model.max_frames {self.model_config.max_frames}")
+        self.task = TaskSpec(task=config.task, window=config.window,
+                             horizon=int(round(config.horizon_s * self.fps)) if config.task == "stream" else 0,
+                             num_queries=self.model_config.num_queries, none_class=len(self.store.classes),
+                             alphas=tuple(config.alphas))
+        self.cache = PreparedCache(self.store, config.cache_dir or default_cache_dir(),
+                                   PrepareSpec.for_model(self.model_config, self.fps, self.store.skeleton_layout))
+
+    # -- metadata -------------------------------------------------------------------------
+    def metadata(self, epoch: int, metrics: dict) -> dict:
+        config = self.config
+        return {
+            "name": self.out.name,
+            "task": config.task,
+            "classes": list(self.store.classes),
+            "modalities": list(self.modalities),
+            "skeleton_layout": self.model_config.skeleton_layout,
+            "fps": self.fps,
+            "window": config.window,
+            "horizon_s": config.horizon_s if config.task == "stream" else None,
+            "alphas": list(config.alphas),
+            "image_size": list(self.model_config.image_size),
+            "training": {
+                "command": self.command,
+                "config": config.to_dict(),
+                "data": str(self.store.root),
+                "data_fingerprint": self.fingerprint,
+                "split": self.split,
+                "seed": config.seed,
+                "epochs_done": epoch + 1,
+                "world_size": self.dist.world,
+                "device": str(self.device),
+            },
+            "metrics": metrics,
+        }
+
+    # -- pieces -----------------------------------------------------------------------------
+    def _prepare_cache(self) -> None:
+        from tqdm import tqdm
+
+        if self.dist.main:
+            todo = [c for c in dict.fromkeys(self.train_ids + self.val_ids) if not self.cache.is_ready(c)]
+            for clip_id in tqdm(todo, desc="preparing frames", unit="clip", file=sys.stderr, disable=not todo):
+                self.cache.ensure(clip_id)
+        self.dist.barrier()
+
+    def _loader(self, dataset: WindowDataset, train: bool):
+        from torch.utils.data import DataLoader, DistributedSampler
+
+        sampler = None
+        if train and self.dist.active:
+            sampler = DistributedSampler(dataset, num_replicas=self.dist.world, rank=self.dist.rank,
+                                         shuffle=True, seed=self.config.seed)
+        elif train:
+            sampler = _EpochShuffle(dataset, self.config.seed)
+        return DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler, shuffle=False,
+                          num_workers=self.config.num_workers, drop_last=False,
+                          persistent_workers=self.config.num_workers > 0)
+
+    def _check_resumable(self, saved: dict) -> None:
+        current = self.config.to_dict()
+        differs = sorted(k for k in set(saved) | set(current)
+                         if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
+        if differs:
+            detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in differs)
+            raise RetfError(f"{self.out} holds a run with a different config ({detail}); "
+                            f"train into a new --out directory to start over")
+
+    @torch.no_grad()
+    def validate(self, model, loader) -> dict:
+        from retf_ros.fusion import r3d_losses
+        from retf_ros.training.evaluate import to_device
+
+        model.eval()
+        totals: dict[str, float] = {}
+        count = 0
+        for batch in loader:
+            batch = to_device(batch, self.device)
+            losses = r3d_losses(model(batch["inputs"], batch["mask"], batch["present"]), batch)
+            n = batch["mask"].shape[0]
+            for key, value in losses.items():
+                totals[key] = totals.get(key, 0.0) + float(value) * n
+            count += n
+        metrics = {f"val_{k}": v / max(count, 1) for k, v in totals.items()}
+        if self.config.select_by == "val_moc":
+            from retf_ros.training.evaluate import evaluate_moc
+
+            result = evaluate_moc(model, self.task, self.cache, self.val_ids, self.device, self.config.batch_size)
+            metrics["val_moc"] = result.moc.mean()
+            metrics["val_moc_table"] = result.moc.table()
+        return metrics
+
+    def score(self, metrics: dict) -> float:
+        """Higher is better."""
+        if self.config.select_by == "val_moc":
+            return metrics["val_moc"]
+        return -metrics["val_total"]
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self, stop_after_epoch: int | None = None) -> Path:
+        """Train (or resume) to ``config.epochs``; returns the best checkpoint's weights path.
+
+        ``stop_after_epoch``: return once that epoch is done (the run stays resumable), for jobs
+        cut into time slices; the schedule still spans ``config.epochs``.
+        """
+        from tqdm import tqdm
+
+        from retf_ros.checkpoint import save_checkpoint
+        from retf_ros.fusion import R3DModel, r3d_losses
+        from retf_ros.training.evaluate import to_device
+
+        config = self.config
+        self._prepare_cache()
+        train_set = WindowDataset(self.cache, self.train_ids, self.task, config.samples_per_clip, train=True,
+                                  seed=config.seed)
+        val_ids = self.val_ids or self.train_ids
+        val_set = WindowDataset(self.cache, val_ids, self.task, config.val_samples_per_clip, train=False,
+                                seed=config.seed)
+        if len(train_set) == 0:
+            raise RetfError(f"no training sample: every training clip is shorter than the horizon "
+                            f"({self.task.horizon} frames at {self.fps} fps)")
+        if train_set.skipped and self.dist.main:
+            print(f"retf train: skipped {len(train_set.skipped)} clip(s) shorter than the horizon", file=sys.stderr)
+        train_loader = self._loader(train_set, train=True)
+        val_loader = self._loader(val_set, train=False)
+
+        torch.manual_seed(config.seed)
+        try:
+            model = R3DModel(self.model_config).to(self.device)
+        except (ValueError, ImportError) as exc:
+            raise RetfError(f"cannot build the model from the options {config.model}: {exc}") from None
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        state = TrainingState(epoch=0, step=0, best_score=-math.inf, extra={})
+        self.out.mkdir(parents=True, exist_ok=True)
+        last_optim = self.out / "last.optim"
+        if (self.out / "last.optim.json").exists():
+            from safetensors.torch import load_file
+
+            state = load_optimizer_state(last_optim, optimizer)
+            self._check_resumable(state.extra.get("config", {}))
+            model.load_state_dict(load_file(str(self.out / "last.safetensors"), device=str(self.device)))
+            if self.dist.main:
+                print(f"retf train: {self.out} already finished {state.epoch} epochs" if state.epoch >= config.epochs
+                      else f"retf train: resuming {self.out} at epoch {state.epoch + 1}/{config.epochs}", file=sys.stderr)
+        train_model = model
+        if self.dist.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            train_model = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+
+        total_steps = config.epochs * len(train_loader)
+        best_path = self.out / "best.safetensors"
+        last_epoch = config.epochs if stop_after_epoch is None else min(config.epochs, stop_after_epoch)
+        for epoch in range(state.epoch, last_epoch):
+            started = time.time()
+            train_set.set_epoch(epoch)
+            train_loader.sampler.set_epoch(epoch)
+            torch.manual_seed(config.seed * 100003 + epoch * 101 + self.dist.rank)  # dropout masks
+            train_model.train()
+            running, seen = 0.0, 0
+            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
+                       file=sys.stderr, disable=not self.dist.main, leave=False)
+            for batch in bar:
+                lr = learning_rate(state.step, total_steps, config.lr, config.warmup_fraction)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                batch = to_device(batch, self.device)
+                losses = r3d_losses(train_model(batch["inputs"], batch["mask"], batch["present"]), batch)
+                optimizer.zero_grad(set_to_none=True)
+                losses["total"].backward()
+                if config.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+                state.step += 1
+                running += float(losses["total"].detach())
+                seen += 1
+                bar.set_postfix(loss=f"{running / seen:.3f}", lr=f"{lr:.1e}")
+            bar.close()
+            state.epoch = epoch + 1
+            if self.dist.main:
+                metrics = {"epoch": epoch + 1, "train_loss": running / max(seen, 1), **self.validate(model, val_loader)}
+                metrics["epoch_s"] = round(time.time() - started, 2)
+                score = self.score(metrics)
+                if score > state.best_score or not best_path.exists():
+                    state.best_score = score
+                    save_checkpoint(self.out / "best", model, self.metadata(epoch, metrics))
+                    metrics["best"] = True
+                save_checkpoint(self.out / "last", model, self.metadata(epoch, metrics))
+                state.extra = {"config": config.to_dict()}
+                save_optimizer_state(last_optim, optimizer, state)
+                with open(self.out / "log.jsonl", "a") as log:
+                    log.write(json.dumps(metrics) + "\n")
+                shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
+                print(f"retf train: epoch {epoch + 1}/{config.epochs} {shown}", file=sys.stderr)
+            self.dist.barrier()
+        if self.dist.active:
+            torch.distributed.destroy_process_group()
+        return best_path
+
+
+class _EpochShuffle(torch.utils.data.Sampler):
+    """A permutation per epoch from (seed, epoch): a resumed run sees the same order."""
+
+    def __init__(self, dataset, seed: int):
+        self.size = len(dataset)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())

@@ -1,0 +1,74 @@
+"""`retf ablate` on a tiny clip store: every requested variant is trained and evaluated, the
+table and JSON are written, finished runs are reused, and the RTF checks are computed from
+the measured numbers."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from retf_ros.training.ablation import VARIANT_NAMES, render_markdown, requirement_checks, run_ablation
+
+TINY_CONFIG = """\
+fps: 5.0
+window: 8
+horizon_s: 2.0
+epochs: 1
+samples_per_clip: 4
+threads: 1
+model: {dim: 32, heads: 4, fusion_heads: 4, image_size: [8, 10], max_frames: 8, num_queries: 4,
+        encoder_layers: 1, ffn_mult: 2}
+"""
+
+
+def test_ablation_trains_evaluates_and_writes_the_table(tiny_clip_store, tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_CONFIG)
+    out = tmp_path / "ablation"
+    result = run_ablation(tiny_clip_store.root, out, config_path=config, seeds=[1], variants=["rtf", "skeleton_only"],
+                          device="cpu", cache_dir=str(tmp_path / "cache"), stream_stride=2)
+    assert [row["variant"] for row in result["rows"]] == ["rtf", "skeleton_only"]
+    for row in result["rows"]:
+        assert 0.0 <= row["moc_mean"] <= 100.0 and row["seeds"] == 1
+        assert set(row["streaming_accuracy"]) == {"1", "2", "4"}
+    skeleton_meta = json.loads((out / "skeleton_only" / "seed_1" / "best.json").read_text())
+    assert skeleton_meta["modalities"] == ["skeleton"]
+    rtf_meta = json.loads((out / "rtf" / "seed_1" / "best.json").read_text())
+    assert rtf_meta["model_config"]["fusion"] == "rtf" and rtf_meta["model_config"]["exchange_ratio"] == 0.3
+    written = json.loads((out / "ablation.json").read_text())
+    assert written["seeds"] == [1] and len(written["rows"]) == 2
+    markdown = (out / "ablation.md").read_text()
+    assert "| rtf |" in markdown and "| skeleton_only |" in markdown
+    check = written["checks"]["RTF beats every other fusion and single modality on MoC"]
+    rtf, skeleton = (row["moc_mean"] for row in result["rows"])
+    assert check["holds"] == (rtf > skeleton)
+    # A second call reuses the finished runs and their evaluations.
+    eval_file = out / "rtf" / "seed_1" / "eval.json"
+    stamp = eval_file.stat().st_mtime_ns
+    again = run_ablation(tiny_clip_store.root, out, config_path=config, seeds=[1], variants=["rtf"],
+                         device="cpu", cache_dir=str(tmp_path / "cache"), stream_stride=2)
+    assert eval_file.stat().st_mtime_ns == stamp
+    assert again["rows"][0]["moc_mean"] == pytest.approx(rtf)
+
+
+def test_requirement_checks_state_failures_with_numbers():
+    rows = [{"variant": "rtf", "moc_mean": 40.0, "fused_erank": 9.0, "streaming_mean": 50.0},
+            {"variant": "concat", "moc_mean": 41.5, "fused_erank": 7.0, "streaming_mean": 45.0},
+            {"variant": "no_exchange", "moc_mean": 30.0, "fused_erank": 9.5, "streaming_mean": 49.0},
+            {"variant": "rtf_rho0.1", "moc_mean": 50.0, "fused_erank": 9.0, "streaming_mean": 60.0}]
+    checks = requirement_checks(rows)
+    moc = checks["RTF beats every other fusion and single modality on MoC"]
+    assert moc["holds"] is False and "concat 41.50" in moc["detail"] and "rho" not in moc["detail"]
+    stream = checks["RTF beats every other fusion and single modality on streaming accuracy (mean of 1/2/4 s)"]
+    assert stream == {"holds": True, "detail": "RTF 50.00; all others below"}
+    erank = checks["RTF raises the fused effective rank (vs no exchange)"]
+    assert erank["holds"] is False and erank["detail"] == "RTF 9.00 vs no_exchange 9.50"
+    rows_md = [{**r, "moc": {}, "moc_alpha": {"0.2": 1.0, "0.3": 2.0}, "moc_mean_std": 0.0,
+                "streaming_accuracy": None} for r in rows]
+    text = render_markdown(rows_md, checks, "## t")
+    assert "- RTF beats every other fusion and single modality on MoC: NO" in text
+
+
+def test_variant_names_cover_the_required_comparisons():
+    assert set(VARIANT_NAMES) == {"rtf", "no_exchange", "concat", "sum", "bn_gamma", "rgb_only", "depth_only",
+                                  "skeleton_only", "rtf_rho0.1", "rtf_rho0.2"}
