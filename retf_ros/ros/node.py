@@ -128,7 +128,7 @@ class AnticipationNode(LifecycleNode):
         import torch
 
         from retf_ros.checkpoint import load_checkpoint
-        from retf_ros.runtime.device import select_device, select_precision
+        from retf_ros.device import select_device, select_precision
 
         self._apply_reporting_parameters()
         path = self._p("checkpoint") or str(demo_checkpoint_path())

@@ -24,7 +24,7 @@ from retf_ros.fusion.model import decode_future
 from retf_ros.fusion.skeleton import get_layout
 from retf_ros.runtime.anticipation import Anticipation, decode_actions
 from retf_ros.runtime.clock import ModelClock, Tick
-from retf_ros.runtime.device import (autocast, device_name, free_device_memory, select_device,
+from retf_ros.device import (autocast, device_name, free_device_memory, select_device,
                                      select_precision, synchronize)
 from retf_ros.runtime.frames import MODALITIES, FrameSet, InvalidFrame, check_frame
 from retf_ros.runtime.health import ErankThresholds, window_erank_report

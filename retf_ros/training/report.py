@@ -129,7 +129,7 @@ def evaluate_runs(runs: list[Path], data: str | Path, split: str | None = None, 
                   device: str = "auto", batch_size: int = 16, cache_dir=None, streaming: bool = True,
                   stream_stride: int | None = None) -> dict:
     from retf_ros.data.clipstore import ClipStore, data_fingerprint
-    from retf_ros.runtime.device import select_device
+    from retf_ros.device import select_device
 
     store = ClipStore(data)
     split_name = split or store.default_split

@@ -61,7 +61,7 @@ class Distributed:
 
 def init_distributed(device_spec: str) -> tuple[Distributed, torch.device]:
     """Join the torchrun process group when WORLD_SIZE > 1; pick this rank's device."""
-    from retf_ros.runtime.device import select_device
+    from retf_ros.device import select_device
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
