@@ -10,7 +10,7 @@ import torch
 
 from retf_ros.checkpoint import load_checkpoint
 from retf_ros.errors import RetfError
-from retf_ros.runtime.device import select_device, select_precision
+from retf_ros.device import select_device, select_precision
 from retf_ros.runtime.frames import FrameSet
 from retf_ros.runtime.predictor import StreamingPredictor
 
