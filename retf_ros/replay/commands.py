@@ -90,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="where the sample bag and reports go (default .cache/demo in the checkout)")
     demo.add_argument("--report", type=Path, default=None, metavar="DIR", help="report directory")
     demo.add_argument("--params-file", type=Path, default=None, help="node parameters (default config/anticipation.yaml)")
-    demo.add_argument("--sequences", type=int, default=None, help="synthetic sequences in the sample bag (default 2)")
+    demo.add_argument("--sequences", type=int, default=None, help="synthetic sequences in the sample bag (default 3)")
     demo.add_argument("--quick", action="store_true", help="one short sequence (about 10 s): a smoke test")
     demo.add_argument("--no-offline", action="store_true", help="skip the offline comparison run")
     demo.add_argument("--rate", type=float, default=1.0, help="playback speed (default 1.0)")

@@ -21,7 +21,9 @@ import retf_ros
 from retf_ros.errors import RetfError
 
 DEMO_SEED = 4242  # not a training seed: the demo sequences are new to the checkpoint
-FULL_SEQUENCES = 2
+# Three unseen sequences (about 4.5 min of activity): with two, the 4 s-ahead accuracy of the
+# sample swung by about 5 points around the checkpoint's test figure.
+FULL_SEQUENCES = 3
 QUICK_DURATION_S = (8.0, 10.0)
 
 
