@@ -141,16 +141,22 @@ def split_ros_args(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_bag_tool(prog: str, parser, action, argv: list[str] | None) -> int:
+    """Shared entry of the bag player and recorder: own options before ``--ros-args``, ROS
+    arguments after; a RetfError becomes one line on stderr and exit status 2."""
     from retf_ros.errors import RetfError
 
     own, ros_args = split_ros_args(list(sys.argv[1:] if argv is None else argv))
-    args = build_parser().parse_args(own)
+    args = parser.parse_args(own)
     try:
-        return play(args, ros_args)
+        return action(args, ros_args)
     except RetfError as exc:
-        print(f"bag_player: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_bag_tool("bag_player", build_parser(), play, argv)
 
 
 if __name__ == "__main__":

@@ -113,16 +113,9 @@ def record(args: argparse.Namespace, ros_args: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from retf_ros.errors import RetfError
-    from retf_ros.ros.bag_player import split_ros_args
+    from retf_ros.ros.bag_player import run_bag_tool
 
-    own, ros_args = split_ros_args(list(sys.argv[1:] if argv is None else argv))
-    args = build_parser().parse_args(own)
-    try:
-        return record(args, ros_args)
-    except RetfError as exc:
-        print(f"bag_recorder: error: {exc}", file=sys.stderr)
-        return 2
+    return run_bag_tool("bag_recorder", build_parser(), record, argv)
 
 
 if __name__ == "__main__":
