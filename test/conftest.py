@@ -124,7 +124,7 @@ def tiny_clip_store(tmp_path_factory):
     return write_tiny_clip_store(tmp_path_factory.mktemp("tiny_store"))
 
 
-# --- node integration tests (H4): one node + camera + probe shared by a test module ---
+# --- node integration tests: one node + camera + probe shared by a test module ---
 
 @pytest.fixture(scope="module")
 def ros_env_shared(tmp_path_factory):
