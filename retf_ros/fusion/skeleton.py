@@ -10,13 +10,6 @@ from dataclasses import dataclass
 
 import torch
 
-_SIDES = ("left", "right")
-
-
-def _limbs(*parts: str) -> tuple[str, ...]:
-    return tuple(f"{part}_{side}" for side in _SIDES for part in parts)
-
-
 @dataclass(frozen=True)
 class SkeletonLayout:
     """Joint order of one body tracker.

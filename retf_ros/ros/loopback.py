@@ -1,7 +1,7 @@
 """Keep DDS on the loopback interface: the one place that decides how.
 
 Every process retf_ros starts (tests, benchmarks, the demo) gets its environment from
-:func:`loopback_environment`. It must be applied before the process's first ``rclpy.init()``,
+:func:`loopback_environment`. It must be in place before the process's first ``rclpy.init()``,
 so it is passed to child processes as their environment rather than set from inside them.
 Importing this module does not import rclpy.
 """
@@ -40,11 +40,6 @@ def loopback_environment(domain_id: int, log_dir: str | os.PathLike | None = Non
     env.setdefault("OMP_NUM_THREADS", "2")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
-
-
-def apply_to_this_process(domain_id: int, log_dir: str | os.PathLike | None = None) -> None:
-    """Apply :func:`loopback_environment` to ``os.environ`` (call before ``rclpy.init()``)."""
-    os.environ.update(loopback_environment(domain_id, log_dir, base=dict(os.environ)))
 
 
 def remove_stale_shm_segments() -> int:
