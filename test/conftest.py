@@ -20,19 +20,21 @@ def _worker_domain_id() -> int:
     return 10 + os.getpid() % 90
 
 
+def _loopback_env(log_dir: Path):
+    """The one DDS environment of every test process (see ``ros_env``), then shm clean-up."""
+    from retf_ros.ros.loopback import loopback_environment, remove_stale_shm_segments
+
+    yield loopback_environment(_worker_domain_id(), log_dir)
+    remove_stale_shm_segments()
+
+
 @pytest.fixture
-def ros_env(tmp_path):
+def ros_env(tmp_path_factory):
     """Environment dict for subprocesses that use DDS: loopback only, private domain, temp logs.
 
     Also removes Fast DDS shared-memory segments left behind by killed processes afterwards.
     """
-    from retf_ros.ros.loopback import loopback_environment, remove_stale_shm_segments
-
-    log_dir = tmp_path / "ros_log"
-    log_dir.mkdir()
-    env = loopback_environment(_worker_domain_id(), log_dir)
-    yield env
-    remove_stale_shm_segments()
+    yield from _loopback_env(tmp_path_factory.mktemp("ros_log"))
 
 
 @pytest.fixture
@@ -129,11 +131,7 @@ def tiny_clip_store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ros_env_shared(tmp_path_factory):
     """``ros_env`` for processes shared by the tests of one module (same loopback settings)."""
-    from retf_ros.ros.loopback import loopback_environment, remove_stale_shm_segments
-
-    log_dir = tmp_path_factory.mktemp("ros_log")
-    yield loopback_environment(_worker_domain_id(), log_dir)
-    remove_stale_shm_segments()
+    yield from _loopback_env(tmp_path_factory.mktemp("ros_log"))
 
 
 @pytest.fixture(scope="module")

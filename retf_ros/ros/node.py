@@ -255,11 +255,7 @@ class AnticipationNode(LifecycleNode):
 
     def _release_model(self) -> None:
         if self._predictor is not None:
-            # The predictor moved the checkpoint's module to the device in place: bring it back
-            # before releasing, so no tensor keeps device memory alive.
-            if self._checkpoint is not None:
-                self._checkpoint.model.to("cpu")
-            self._predictor.release()
+            self._predictor.release()  # moves the checkpoint's module back to the CPU, frees the cache
             self._predictor = None
 
     # ------------------------------------------------------------------ input side
