@@ -22,6 +22,7 @@ import numpy as np
 
 from retf_ros.replay.offline import ReplayRun
 from retf_ros.replay.scoring import ClipTruth, label_at, protocol_moc, score_documents
+from retf_ros.runtime.stats import latency_distribution
 from retf_ros.runtime.stream_eval import DEFAULT_AHEAD_S, NOW, lead_key
 from retf_ros.runtime.health import ErankThresholds
 
@@ -31,15 +32,6 @@ PLOTTED_AHEAD_S = (0.0, 1.0, 4.0)  # 0 = the current action
 TABLE_LEADS = (NOW, *map(lead_key, DEFAULT_AHEAD_S))
 # Silences longer than this (between exported clips) are drawn as COMPRESSED_GAP_S.
 GAP_S, COMPRESSED_GAP_S = 2.0, 1.0
-
-
-def distribution(values: list[float]) -> dict | None:
-    """count, mean, min, p50, p95, max of a latency sample (None when empty)."""
-    if not values:
-        return None
-    x = np.asarray(values, dtype=np.float64)
-    return {"count": int(x.size), "mean": float(x.mean()), "min": float(x.min()), "p50": float(np.percentile(x, 50)),
-            "p95": float(np.percentile(x, 95)), "max": float(x.max())}
 
 
 def _series(documents: list[dict]) -> dict:
@@ -81,8 +73,8 @@ def run_section(run: ReplayRun, clips: list[ClipTruth], metadata: dict) -> dict:
                      if clips else None),
         "protocol_moc": (protocol_moc(run.documents, clips, classes, metadata) if clips
                          else {"applies": False, "reason": "the bag has no ground truth"}),
-        "latency_ms": {"inference": distribution(series["inference_ms"]),
-                       "end_to_end": distribution(run.end_to_end_ms)},
+        "latency_ms": {"inference": latency_distribution(series["inference_ms"]),
+                       "end_to_end": latency_distribution(run.end_to_end_ms)},
         "counters": dict(run.counters),
         "erank": {"convention": "uncentred",
                   "fused_mean": _mean(series["erank_fused"]),

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
 from retf_ros.runtime.health import ErankReport
+from retf_ros.runtime.stats import latency_distribution
 
 
 class LatencyWindow:
@@ -31,11 +31,9 @@ class LatencyWindow:
         return len(self._values)
 
     def summary(self) -> dict[str, float] | None:
-        if not self._values:
-            return None
-        values = np.fromiter(self._values, dtype=np.float64)
-        return {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95)),
-                "max": float(values.max())}
+        """p50 / p95 / max of the window (what diagnostics report), None when empty."""
+        full = latency_distribution(self._values)
+        return None if full is None else {k: full[k] for k in ("p50", "p95", "max")}
 
 
 @dataclass

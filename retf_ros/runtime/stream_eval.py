@@ -23,6 +23,7 @@ from retf_ros.errors import DataFormatError, RetfError
 from retf_ros.fusion.erank import mutual_gain
 from retf_ros.runtime.anticipation import Anticipation
 from retf_ros.runtime.frames import FrameSet
+from retf_ros.runtime.stats import latency_distribution
 
 if TYPE_CHECKING:
     from retf_ros.checkpoint import LoadedCheckpoint
@@ -87,9 +88,7 @@ class StreamEvalResult:
         keys = self._lead_keys()
         latency = {}
         if self.inference_ms:   # per-window cost, as in the node (offline frames are encoded in batches)
-            array = np.asarray(self.inference_ms)
-            latency["inference_ms"] = {"mean": float(array.mean()), "p50": float(np.percentile(array, 50)),
-                                       "p95": float(np.percentile(array, 95)), "max": float(array.max())}
+            latency["inference_ms"] = latency_distribution(self.inference_ms)
         return {
             "accuracy": self.accuracy(),
             "moc": {k: self.counts[k].moc() for k in keys},
