@@ -84,13 +84,15 @@ def image_to_array(msg) -> np.ndarray:
             return np.repeat(pixels, 3, axis=2)
         if encoding == "bgr8":
             return np.ascontiguousarray(pixels[:, :, ::-1])
-        return pixels
+        return pixels.astype(np.uint8)  # the one copy: the result owns its memory
     return _depth_metres(pixels[:, :, 0])
 
 
 def _pixel_rows(data, height: int, width: int, step: int, channels: int, dtype: str,
                 bigendian: bool) -> np.ndarray:
-    """Raw image bytes -> (H, W, channels) array in native byte order, copied."""
+    """Raw image bytes -> (H, W, channels) view of the message's buffer in its byte order.
+
+    No copy here: each caller makes exactly one (RGB order, float metres, or a plain copy)."""
     if height <= 0 or width <= 0:
         raise InvalidMessage("zero_size", f"image is {width}x{height}")
     itemsize = np.dtype(dtype).itemsize
@@ -101,13 +103,13 @@ def _pixel_rows(data, height: int, width: int, step: int, channels: int, dtype: 
     if raw.size < height * step:
         raise InvalidMessage("data_too_short", f"{raw.size} data bytes < height {height} x step {step}")
     rows = raw[:height * step].reshape(height, step)[:, :row_bytes]
-    typed = np.ascontiguousarray(rows).view(np.dtype(dtype).newbyteorder(">" if bigendian else "<"))
-    return typed.reshape(height, width, channels).astype(np.dtype(dtype), copy=True)
+    typed = rows.view(np.dtype(dtype).newbyteorder(">" if bigendian else "<"))
+    return typed.reshape(height, width, channels)
 
 
 def _depth_metres(depth: np.ndarray) -> np.ndarray:
-    """(H, W) uint16 mm or float32 m -> float32 metres, NaN where invalid."""
-    if depth.dtype == np.uint16:
+    """(H, W) uint16 mm or float32 m (either byte order) -> float32 metres, NaN where invalid."""
+    if depth.dtype.kind == "u":
         metres = depth.astype(np.float32) / 1000.0
         metres[depth == 0] = np.nan
     else:
