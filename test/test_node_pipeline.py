@@ -41,7 +41,10 @@ def session(ros_env_shared, tiny_checkpoint, unique_namespace, tmp_path_factory)
                             params_file=_params_file(log_dir / "params.yaml"), overrides=OVERRIDES,
                             camera_options=("--rate", "30", "--width", "160", "--height", "120"), visuals=True)
     try:
-        session.wait_for_anticipations(1, timeout=150)
+        # Start-up is over once every input has been discovered and reaches the node: until then
+        # an anticipation rightly reports a not-yet-connected topic as missing.
+        session.wait_for_anticipation(lambda doc: doc["modalities"] == ALL_OK, timeout=150,
+                                      what="an anticipation with every modality ok")
         yield session
     finally:
         session.stop()
