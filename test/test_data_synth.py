@@ -206,6 +206,21 @@ def test_resolution_and_fps_are_configurable():
     np.testing.assert_allclose(seq.clip.stamps[1], 0.1)
 
 
+def test_one_cycle_clips_hold_exactly_the_first_cycle_of_the_continuous_sequence():
+    whole = generate_sequence(seed=7, index=3, duration_s=45.0)
+    one = generate_sequence(seed=7, index=3, config=SynthConfig(cycles=1))
+    first = whole.plan.cycles[0]
+    assert len(one.plan.cycles) == 1 and one.plan.cycles[0] == first
+    assert one.plan.segments == tuple(s for s in whole.plan.segments if s.cycle == 0)
+    assert one.plan.duration_s == first.end_s == one.plan.segments[-1].end_s
+    labels = one.clip.labels
+    assert one.clip.num_frames == int(np.floor(first.end_s * 15.0))
+    np.testing.assert_array_equal(labels, whole.clip.labels[:len(labels)])
+    assert grammar.CLASSES[labels[0]] == "idle" and grammar.CLASSES[labels[-1]] == "retract"
+    two = generate_sequence(seed=7, index=3, config=SynthConfig(cycles=2))
+    assert two.plan.cycles == whole.plan.cycles[:2]
+
+
 def test_retf_synth_writes_a_clip_store_and_reports_speed(tmp_path, capsys):
     from retf_ros.cli import main
     from retf_ros.data.clipstore import ClipStore
@@ -243,6 +258,8 @@ def test_retf_synth_preview_and_bad_arguments(tmp_path, capsys):
     assert main(["synth"]) == 2
     assert "give --out DIR" in capsys.readouterr().err
     assert main(["synth", "--out", str(tmp_path / "x"), "--width", "8"]) == 2
+    assert main(["synth", "--out", str(tmp_path / "x"), "--cycles", "0"]) == 2
+    assert "--cycles must be at least 1" in capsys.readouterr().err
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")

@@ -63,10 +63,22 @@ def test_requirement_checks_state_failures_with_numbers():
     assert stream == {"holds": True, "detail": "RTF 50.00; all others below"}
     erank = checks["RTF raises the fused effective rank (vs no exchange)"]
     assert erank["holds"] is False and erank["detail"] == "RTF 9.00 vs no_exchange 9.50"
+    assert "The benchmark needs fusion: every fusion beats every single modality on MoC" not in checks
+    with_singles = rows + [{"variant": "skeleton_only", "moc_mean": 35.0, "fused_erank": 3.0, "streaming_mean": 40.0},
+                           {"variant": "rgb_only", "moc_mean": 20.0, "fused_erank": 2.0, "streaming_mean": 30.0}]
+    needs_fusion = requirement_checks(with_singles)["The benchmark needs fusion: every fusion beats every single modality on MoC"]
+    assert needs_fusion == {"holds": False, "detail": "lowest fusion no_exchange 30.00, best single modality skeleton_only 35.00"}
+    with_singles[-2]["moc_mean"] = 29.0
+    assert requirement_checks(with_singles)["The benchmark needs fusion: every fusion beats every single modality on MoC"]["holds"]
     rows_md = [{**r, "moc": {}, "moc_alpha": {"0.2": 1.0, "0.3": 2.0}, "moc_mean_std": 0.0,
                 "streaming_accuracy": None} for r in rows]
     text = render_markdown(rows_md, checks, "## t")
     assert "- RTF beats every other fusion and single modality on MoC: NO" in text
+    assert "branches" not in text  # no row was scored on annotated branches
+    rows_md[0]["branches"] = {"colour": 80.0, "gesture": 50.0, "tray": 61.3}
+    lines = render_markdown(rows_md, checks, "## t").splitlines()
+    assert lines[2].endswith("| fused erank | branches colour / gesture / tray |")
+    assert lines[4].endswith("| 9.00 | 80.0 / 50.0 / 61.3 |") and lines[5].endswith("| n/a / n/a / n/a |")
 
 
 def test_variant_names_cover_the_required_comparisons():

@@ -133,6 +133,7 @@ def test_eval_cli_writes_moc_erank_and_streaming_json(trained_run, tiny_clip_sto
     assert 0.0 <= accuracy["1"] <= 100.0 and 0.0 <= accuracy["2"] <= 100.0
     assert accuracy["4"] is None  # beyond the 2 s horizon: not scored
     assert report["data"]["clips"] == 1 and len(report["runs"]) == 1
+    assert report["branches"] is None  # only synthetic stores annotate their branches
     # --record: the figures land in the checkpoint's metadata, the weights stay byte-identical.
     before = json.loads((trained_run / "best.json").read_text())
     after = load_checkpoint(recorded)

@@ -25,6 +25,9 @@ def register(subparsers) -> None:
     synth.add_argument("--fps", type=float, default=15.0, help="frames per second (default 15)")
     synth.add_argument("--min-duration", type=float, default=40.0, help="seconds (default 40)")
     synth.add_argument("--max-duration", type=float, default=70.0, help="seconds (default 70)")
+    synth.add_argument("--cycles", type=int, default=None, metavar="N",
+                       help="exactly N whole assembly cycles per sequence, overriding the durations "
+                            "(1: one activity per clip, for the long-term anticipation protocol)")
     synth.add_argument("--workers", type=int, default=0,
                        help="processes rendering in parallel (default 0: one per CPU core, at most 4)")
     synth.add_argument("--preview", type=Path, metavar="OUT.png",
@@ -82,8 +85,10 @@ def run_synth(args) -> int:
     if not 5 <= args.min_duration <= args.max_duration:
         raise RetfError(f"durations must satisfy 5 <= --min-duration <= --max-duration, "
                         f"got {args.min_duration} and {args.max_duration}")
+    if args.cycles is not None and args.cycles < 1:
+        raise RetfError(f"--cycles must be at least 1, got {args.cycles}")
     config = SynthConfig(width=args.width, height=args.height, fps=args.fps,
-                         min_duration_s=args.min_duration, max_duration_s=args.max_duration)
+                         min_duration_s=args.min_duration, max_duration_s=args.max_duration, cycles=args.cycles)
     if args.preview is not None:
         from retf_ros.data.synthetic.preview import write_preview
         path = write_preview(args.preview, seed=args.seed, config=config)

@@ -98,6 +98,7 @@ def _summarise(name: str, reports: list[dict]) -> dict:
         "streaming_mean": _finite_mean((streaming.get("accuracy") or {}).values()),
         "fused_erank": erank.get("fused"),
         "mutual_gain": erank.get("mutual_gain"),
+        "branches": {name: b["balanced_accuracy"] for name, b in (combined.get("branches") or {}).items()} or None,
     }
 
 
@@ -107,16 +108,27 @@ def _fmt(value, digits=2) -> str:
 
 def render_markdown(rows: list[dict], checks: dict, header: str) -> str:
     """The ablation table (markdown)."""
+    branch_names = list(dict.fromkeys(b for row in rows for b in (row.get("branches") or {})))
+    branch_head = f" branches {' / '.join(branch_names)} |" if branch_names else ""
     lines = [header, "",
-             "| variant | MoC a=0.2 | MoC a=0.3 | MoC mean (std over seeds) | stream acc 1 s / 2 s / 4 s | fused erank |",
-             "|---|---|---|---|---|---|"]
+             "| variant | MoC a=0.2 | MoC a=0.3 | MoC mean (std over seeds) | stream acc 1 s / 2 s / 4 s "
+             f"| fused erank |{branch_head}",
+             "|---|---|---|---|---|---|" + ("---|" if branch_names else "")]
     for row in rows:
         acc = row["streaming_accuracy"] or {}
         stream = " / ".join(_fmt(acc.get(k)) for k in ("1", "2", "4")) if acc else "n/a"
+        branches = row.get("branches") or {}
+        branch_cell = f" {' / '.join(_fmt(branches.get(b), 1) for b in branch_names)} |" if branch_names else ""
         lines.append(f"| {row['variant']} | {_fmt(row['moc_alpha'].get('0.2'))} | {_fmt(row['moc_alpha'].get('0.3'))} "
-                     f"| {_fmt(row['moc_mean'])} ({_fmt(row['moc_mean_std'])}) | {stream} | {_fmt(row['fused_erank'])} |")
+                     f"| {_fmt(row['moc_mean'])} ({_fmt(row['moc_mean_std'])}) | {stream} | {_fmt(row['fused_erank'])} |"
+                     f"{branch_cell}")
     lines += ["", "MoC: percent, mean over the horizons 0.1/0.2/0.3/0.5 of the row's alpha; fused erank: "
-              "uncentred effective rank of the fused tokens, mean over test windows.", ""]
+              "uncentred effective rank of the fused tokens, mean over test windows."]
+    if branch_names:
+        lines.append("Branches: balanced accuracy (percent, 50 = guessing) of anticipating each cue-decided "
+                     "branch of the synthetic task before it is taken (colour: RGB cue, gesture: skeleton cue, "
+                     "tray: depth cue; retf_ros/training/branches.py).")
+    lines.append("")
     for name, check in checks.items():
         lines.append(f"- {name}: {'yes' if check['holds'] else 'NO'} — {check['detail']}")
     return "\n".join(lines) + "\n"
@@ -143,6 +155,15 @@ def requirement_checks(rows: list[dict]) -> dict:
         if all(r.get("streaming_mean") is not None for r in rows):
             checks["RTF beats every other fusion and single modality on streaming accuracy (mean of 1/2/4 s)"] = \
                 _rtf_beats_the_others(by_name, "streaming_mean")
+        singles = {n: r["moc_mean"] for n, r in by_name.items() if n.endswith("_only")}
+        fusions = {n: r["moc_mean"] for n, r in by_name.items() if not n.endswith("_only")}
+        if singles and fusions:
+            best_single = max(singles, key=singles.get)
+            worst_fusion = min(fusions, key=fusions.get)
+            checks["The benchmark needs fusion: every fusion beats every single modality on MoC"] = {
+                "holds": fusions[worst_fusion] > singles[best_single],
+                "detail": f"lowest fusion {worst_fusion} {fusions[worst_fusion]:.2f}, "
+                          f"best single modality {best_single} {singles[best_single]:.2f}"}
         if "no_exchange" in by_name:
             a, b = by_name["rtf"]["fused_erank"], by_name["no_exchange"]["fused_erank"]
             checks["RTF raises the fused effective rank (vs no exchange)"] = {

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from retf_ros.training import windows
+from retf_ros.training.branches import BranchScore
 from retf_ros.training.dataset import TaskSpec, protocol_sample, stream_sample
 from retf_ros.training.moc import ALPHAS, HORIZONS, MoCAccumulator, cell_key
 from retf_ros.training.prepared import PreparedCache, PreparedClip
@@ -103,14 +104,17 @@ class Evaluation:
     moc: MoCAccumulator
     ranks: RankStats
     samples: int
+    branches: BranchScore | None = None
 
 
 @torch.no_grad()
 def evaluate_moc(model, spec: TaskSpec, cache: PreparedCache, clip_ids: list[str], device: torch.device,
-                 batch_size: int = 16, alphas=ALPHAS, horizons=HORIZONS, progress=None) -> Evaluation:
+                 batch_size: int = 16, alphas=ALPHAS, horizons=HORIZONS, progress=None,
+                 branches: BranchScore | None = None) -> Evaluation:
     """Observe every clip at every alpha, decode, and accumulate MoC and effective ranks.
 
     ``progress``: optional callable(n) called after each batch with the number of samples done.
+    ``branches``: also score the cue-decided branches over the 0.5 L future (synthetic stores).
     """
     from retf_ros.fusion import decode_future
 
@@ -136,9 +140,12 @@ def evaluate_moc(model, spec: TaskSpec, cache: PreparedCache, clip_ids: list[str
                 length = windows.future_length(n, p)
                 truth = clip.labels[observed: observed + length]
                 accumulator.update(alpha, p, prediction[:len(truth)], truth)
+            if branches is not None:
+                truth = clip.labels[observed: observed + windows.future_length(n, windows.PROTOCOL_FUTURE)]
+                branches.update(clip_id, observed, prediction[:len(truth)], truth)
         if progress is not None:
             progress(len(chunk))
-    return Evaluation(accumulator, ranks, len(jobs))
+    return Evaluation(accumulator, ranks, len(jobs), branches)
 
 
 def per_class_table(accumulator: MoCAccumulator, classes: list[str]) -> dict:

@@ -8,6 +8,8 @@ Report layout (also the JSON written by ``--json``; NaN becomes null)::
      "effective_rank": {"convention", "before": {m}, "after": {m}, "gain": {m}, "fused",
                         "mutual_gain": {"a+b"}},
      "streaming": {"accuracy": {"1": pct, "2": pct, "4": pct}, ...} or null,
+     "branches": {"colour": {"cue", "balanced_accuracy": pct, "windows"}, ...} or null
+                 (synthetic stores: branches.py),
      "runs": [{"checkpoint", "sha256", "task", "moc", "effective_rank", "streaming"}, ...],
      "data": {"path", "split", "part", "clips", "fingerprint"}}
 """
@@ -54,6 +56,8 @@ def evaluate_checkpoint(path: str | Path, store, clip_ids: list[str], device, ba
     from tqdm import tqdm
 
     from retf_ros.checkpoint import load_checkpoint
+    from retf_ros.data.synthetic.generate import read_cycle_annotations
+    from retf_ros.training.branches import BranchScore
     from retf_ros.training.evaluate import evaluate_moc, per_class_table, task_spec_from_metadata
     from retf_ros.training.prepared import PrepareSpec, PreparedCache
     from retf_ros.training.trainer import default_cache_dir
@@ -66,12 +70,16 @@ def evaluate_checkpoint(path: str | Path, store, clip_ids: list[str], device, ba
                           PrepareSpec.for_model(loaded.model.config, metadata["fps"], store.skeleton_layout))
     for clip_id in tqdm(clip_ids, desc="preparing frames", unit="clip", file=sys.stderr, leave=False):
         cache.ensure(clip_id)
+    annotations = read_cycle_annotations(store.root, clip_ids)
+    branches = BranchScore(annotations, loaded.classes, metadata["fps"]) if annotations else None
     with tqdm(total=len(clip_ids) * 2, desc=f"MoC {loaded.path.name}", unit="window", file=sys.stderr,
               leave=False) as bar:
-        result = evaluate_moc(loaded.model, spec, cache, clip_ids, device, batch_size, progress=bar.update)
+        result = evaluate_moc(loaded.model, spec, cache, clip_ids, device, batch_size, progress=bar.update,
+                              branches=branches)
     report = {"checkpoint": str(loaded.path), "sha256": loaded.sha256, "task": spec.task,
               "moc": result.moc.table(), "per_class": per_class_table(result.moc, loaded.classes),
-              "effective_rank": result.ranks.summary(), "windows": result.samples, "streaming": None}
+              "effective_rank": result.ranks.summary(), "windows": result.samples, "streaming": None,
+              "branches": branches.summary() if branches else None}
     # The streaming runtime takes raw frames only; precomputed-feature checkpoints have no stream.
     if streaming and spec.task == "stream" and not loaded.model.config.feature_dims:
         report["streaming"] = streaming_accuracy(loaded, store, clip_ids, device, stream_stride)
@@ -121,6 +129,7 @@ def combine_runs(reports: list[dict]) -> dict:
         "per_class": _mean_tree([r["per_class"] for r in reports]),
         "effective_rank": _mean_tree([r["effective_rank"] for r in reports]),
         "streaming": _mean_tree([r["streaming"] for r in reports]),
+        "branches": _mean_tree([r.get("branches") for r in reports]),
         "runs": reports,
     }
 
@@ -166,7 +175,16 @@ def format_report(report: dict) -> str:
         lines.append("streaming accuracy: " + ", ".join(
             f"{k} s ahead " + (f"{v:.2f}%" if v is not None and math.isfinite(v) else "n/a (beyond the horizon)")
             for k, v in accuracy.items()))
+    branches = report.get("branches")
+    if branches:
+        lines.append("cue-decided branches anticipated (balanced accuracy, 50 = guessing): " + ", ".join(
+            f"{name} ({b['cue']}) " + (f"{b['balanced_accuracy']:.1f}%" if _finite(b["balanced_accuracy"]) else "n/a")
+            for name, b in branches.items()))
     return "\n".join(lines)
+
+
+def _finite(value) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def json_ready(value):
@@ -192,6 +210,7 @@ def record_in_checkpoint(path: str | Path, report: dict, command: str) -> Path:
     metrics["test"] = json_ready({
         "command": command, "data": report["data"], "moc": report["moc"],
         "effective_rank": report["effective_rank"],
+        "branches": report.get("branches"),
         "streaming": {key: streaming.get(key) for key in ("accuracy", "moc", "scored", "stride", "fps", "horizon_s")}
         if streaming else None,
     })

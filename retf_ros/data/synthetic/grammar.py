@@ -29,6 +29,8 @@ CLASS_ID = {name: i for i, name in enumerate(CLASSES)}
 BRANCHES = ("colour", "gesture", "tray")
 # The modality whose data carries each branch's cue (and no other modality does).
 CUE_MODALITY = {"colour": "rgb", "gesture": "skeleton", "tray": "depth"}
+# The action only the "true" outcome of each branch contains (red part, thumb up, tray near).
+BRANCH_MARKER = {"colour": "screw", "gesture": "inspect", "tray": "hand_over"}
 
 # (label, hand target, mean duration s, relative spread). The hand target names are resolved
 # to positions by the body model (``body.HAND_TARGETS``).
@@ -102,17 +104,21 @@ class Plan:
 
 
 def plan_sequence(rng: np.random.Generator, duration_s: float, speed: float,
-                  force: dict[tuple[int, str], bool] | None = None) -> Plan:
+                  force: dict[tuple[int, str], bool] | None = None, cycle_count: int | None = None) -> Plan:
     """Plan cycles until ``duration_s`` is filled; the last cycle is cut at the end.
 
     ``force`` maps (cycle index, branch name) to an outcome that replaces the coin flip.
+    ``cycle_count``: plan exactly that many whole cycles instead; the plan then lasts until the
+    last one ends and ``duration_s`` is ignored.
     """
+    if cycle_count is not None:
+        duration_s = float("inf")
     force = force or {}
     segments: list[Segment] = []
     cycles: list[Cycle] = []
     t = 0.0
     index = 0
-    while t < duration_s:
+    while t < duration_s and (cycle_count is None or index < cycle_count):
         spreads = rng.uniform(-1.0, 1.0, size=len(_STEP_ORDER))
         coins = rng.random(3) < 0.5
         durations = {}
@@ -145,7 +151,7 @@ def plan_sequence(rng: np.random.Generator, duration_s: float, speed: float,
                             tray_near=outcome["tray"], reveal_s=reveal))
         t = cursor
         index += 1
-    return Plan(duration_s=duration_s, speed=speed, segments=tuple(segments), cycles=tuple(cycles))
+    return Plan(duration_s=min(duration_s, t), speed=speed, segments=tuple(segments), cycles=tuple(cycles))
 
 
 def _segment(step: str, start: float, duration: float, cycle: int) -> Segment:

@@ -1,0 +1,96 @@
+"""Branch anticipation score: which windows score a branch, and the balanced accuracy."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retf_ros.data.synthetic import grammar
+from retf_ros.training.branches import BranchScore
+
+CLASSES = list(grammar.CLASSES)
+K = {name: i for i, name in enumerate(CLASSES)}
+FPS = 5.0
+# One cycle starting at 0 s: colour taken at 4 s, gesture at 8 s, tray at 10 s.
+CYCLE = {"index": 0, "start_s": 0.0, "end_s": 12.0, "reveal_s": {"colour": 4.0, "gesture": 8.0, "tray": 10.0}}
+
+
+def _frames(*runs):
+    return np.concatenate([np.full(n, K[name], dtype=np.int64) for name, n in runs])
+
+
+def test_a_branch_is_scored_only_when_it_is_taken_inside_the_future():
+    score = BranchScore({"a": [CYCLE]}, CLASSES, FPS)
+    # Observed 10 frames (last at 1.8 s), future 20 frames (to 6 s): only colour (4 s) is inside.
+    truth = _frames(("reach", 10), ("place", 5), ("screw", 5))
+    score.update("a", 10, truth, truth)
+    summary = score.summary()
+    assert summary["colour"]["windows"] == 1
+    assert summary["gesture"]["windows"] == 0 and summary["tray"]["windows"] == 0
+    # A branch already taken before the last observed frame is not scored again.
+    score.update("a", 25, _frames(("screw", 20)), _frames(("screw", 20)))  # 4.8 s .. 8.8 s: gesture only
+    summary = score.summary()
+    assert summary["colour"]["windows"] == 1 and summary["gesture"]["windows"] == 1
+    # Clips without annotations are ignored.
+    score.update("b", 10, truth, truth)
+    assert score.summary()["colour"]["windows"] == 1
+
+
+def test_a_cycle_that_starts_after_the_observation_is_not_scored():
+    later = {**CYCLE, "start_s": 3.0}
+    score = BranchScore({"a": [later]}, CLASSES, FPS)
+    truth = _frames(("idle", 20))
+    score.update("a", 10, truth, truth)
+    assert score.summary()["colour"]["windows"] == 0
+
+
+def test_balanced_accuracy_averages_the_two_outcomes():
+    score = BranchScore({"a": [CYCLE]}, CLASSES, FPS)
+    with_screw = _frames(("reach", 10), ("screw", 10))
+    without = _frames(("reach", 10), ("carry", 10))
+    # Truth has the marker: 3 windows, 2 foreseen. Truth lacks it: 1 window, correctly rejected.
+    score.update("a", 10, with_screw, with_screw)
+    score.update("a", 10, with_screw, with_screw)
+    score.update("a", 10, without, with_screw)
+    score.update("a", 10, without, without)
+    colour = score.summary()["colour"]
+    assert colour["cue"] == "rgb" and colour["windows"] == 4
+    assert colour["balanced_accuracy"] == pytest.approx(100.0 * (2 / 3 + 1) / 2)
+
+
+def test_always_guessing_one_outcome_scores_fifty_and_one_outcome_alone_is_undefined():
+    score = BranchScore({"a": [CYCLE]}, CLASSES, FPS)
+    with_screw = _frames(("reach", 10), ("screw", 10))
+    without = _frames(("reach", 10), ("carry", 10))
+    for truth in (with_screw, with_screw, with_screw, without):
+        score.update("a", 10, with_screw, truth)
+    assert score.summary()["colour"]["balanced_accuracy"] == pytest.approx(50.0)
+    only_one = BranchScore({"a": [CYCLE]}, CLASSES, FPS)
+    only_one.update("a", 10, with_screw, with_screw)
+    assert math.isnan(only_one.summary()["colour"]["balanced_accuracy"])
+
+
+def test_evaluation_of_a_synthetic_store_reports_every_branch(tmp_path):
+    import retf_ros
+    from retf_ros.cli import main
+    from retf_ros.data.clipstore import ClipStore
+    from retf_ros.training.report import evaluate_checkpoint, format_report
+
+    store_dir = tmp_path / "cycles"
+    assert main(["synth", "--out", str(store_dir), "--sequences", "4", "--cycles", "1", "--seed", "2",
+                 "--width", "64", "--height", "48", "--workers", "1"]) == 0
+    store = ClipStore(store_dir)
+    demo = Path(retf_ros.__file__).parent / "checkpoints" / "demo"  # the synthetic task's classes
+    report = evaluate_checkpoint(demo, store, store.clip_ids("default", "train"), "cpu", cache_dir=tmp_path / "c",
+                                 streaming=False)
+    branches = report["branches"]
+    assert set(branches) == set(grammar.BRANCHES)
+    assert {b: v["cue"] for b, v in branches.items()} == grammar.CUE_MODALITY
+    assert branches["colour"]["windows"] > 0
+    for value in branches.values():
+        acc = value["balanced_accuracy"]
+        assert math.isnan(acc) or 0.0 <= acc <= 100.0
+    text = format_report({**report, "runs": [report], "data": {"split": "default", "part": "train", "clips": 2}})
+    assert "cue-decided branches anticipated" in text and "colour (rgb)" in text
