@@ -206,7 +206,7 @@ def test_resolution_and_fps_are_configurable():
     np.testing.assert_allclose(seq.clip.stamps[1], 0.1)
 
 
-def test_one_cycle_clips_hold_exactly_the_first_cycle_of_the_continuous_sequence():
+def test_one_cycle_clips_follow_the_plan_of_the_first_cycle_of_the_continuous_sequence():
     whole = generate_sequence(seed=7, index=3, duration_s=45.0)
     one = generate_sequence(seed=7, index=3, config=SynthConfig(cycles=1))
     first = whole.plan.cycles[0]

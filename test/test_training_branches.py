@@ -8,67 +8,73 @@ import numpy as np
 import pytest
 
 from retf_ros.data.synthetic import grammar
-from retf_ros.training.branches import BranchScore
+from retf_ros.training.branches import MARKER_LEAD_S, BranchScore
 
 CLASSES = list(grammar.CLASSES)
 K = {name: i for i, name in enumerate(CLASSES)}
 FPS = 5.0
 # One cycle starting at 0 s: colour taken at 4 s, gesture at 8 s, tray at 10 s.
-CYCLE = {"index": 0, "start_s": 0.0, "end_s": 12.0, "reveal_s": {"colour": 4.0, "gesture": 8.0, "tray": 10.0}}
+REVEAL = {"colour": 4.0, "gesture": 8.0, "tray": 10.0}
+
+
+def _cycle(start_s=0.0, **outcome):
+    return {"index": 0, "start_s": start_s, "end_s": 12.0, "reveal_s": REVEAL,
+            "outcome": {"colour": True, "gesture": False, "tray": False, **outcome}}
 
 
 def _frames(*runs):
     return np.concatenate([np.full(n, K[name], dtype=np.int64) for name, n in runs])
 
 
-def test_a_branch_is_scored_only_when_it_is_taken_inside_the_future():
-    score = BranchScore({"a": [CYCLE]}, CLASSES, FPS)
-    # Observed 10 frames (last at 1.8 s), future 20 frames (to 6 s): only colour (4 s) is inside.
-    truth = _frames(("reach", 10), ("place", 5), ("screw", 5))
-    score.update("a", 10, truth, truth)
+def test_a_branch_is_scored_when_its_marker_would_start_inside_the_future():
+    assert MARKER_LEAD_S == 1.5
+    score = BranchScore({"a": [_cycle()]}, CLASSES, FPS)
+    # Observed 10 frames (last at 1.8 s), future 20 frames (to 6 s): colour (4 s + 1.5 s) only.
+    prediction = _frames(("reach", 10), ("place", 5), ("screw", 5))
+    score.update("a", 10, prediction)
     summary = score.summary()
-    assert summary["colour"]["windows"] == 1
-    assert summary["gesture"]["windows"] == 0 and summary["tray"]["windows"] == 0
-    # A branch already taken before the last observed frame is not scored again.
-    score.update("a", 25, _frames(("screw", 20)), _frames(("screw", 20)))  # 4.8 s .. 8.8 s: gesture only
+    assert [summary[b]["windows"] for b in grammar.BRANCHES] == [1, 0, 0]
+    # A future ending 1 s after the reveal is too short to show the marker: not scored.
+    score.update("a", 10, prediction[:15])  # to 5 s
+    assert score.summary()["colour"]["windows"] == 1
+    # A branch taken before the last observed frame is not scored again: 4.8 s .. 9.8 s scores gesture.
+    score.update("a", 25, _frames(("screw", 25)))
     summary = score.summary()
-    assert summary["colour"]["windows"] == 1 and summary["gesture"]["windows"] == 1
+    assert [summary[b]["windows"] for b in grammar.BRANCHES] == [1, 1, 0]
     # Clips without annotations are ignored.
-    score.update("b", 10, truth, truth)
+    score.update("b", 10, prediction)
     assert score.summary()["colour"]["windows"] == 1
 
 
 def test_a_cycle_that_starts_after_the_observation_is_not_scored():
-    later = {**CYCLE, "start_s": 3.0}
-    score = BranchScore({"a": [later]}, CLASSES, FPS)
-    truth = _frames(("idle", 20))
-    score.update("a", 10, truth, truth)
-    assert score.summary()["colour"]["windows"] == 0
+    score = BranchScore({"a": [_cycle(start_s=3.0)]}, CLASSES, FPS)
+    score.update("a", 10, _frames(("idle", 30)))
+    assert all(v["windows"] == 0 for v in score.summary().values())
 
 
 def test_balanced_accuracy_averages_the_two_outcomes():
-    score = BranchScore({"a": [CYCLE]}, CLASSES, FPS)
+    red, blue = {"a": [_cycle(colour=True)]}, {"a": [_cycle(colour=False)]}
     with_screw = _frames(("reach", 10), ("screw", 10))
     without = _frames(("reach", 10), ("carry", 10))
-    # Truth has the marker: 3 windows, 2 foreseen. Truth lacks it: 1 window, correctly rejected.
-    score.update("a", 10, with_screw, with_screw)
-    score.update("a", 10, with_screw, with_screw)
-    score.update("a", 10, without, with_screw)
-    score.update("a", 10, without, without)
+    score = BranchScore(red, CLASSES, FPS)
+    # Red part: 3 windows, 2 foresee the screw. Blue part: 1 window, correctly without it.
+    for prediction in (with_screw, with_screw, without):
+        score.update("a", 10, prediction)
+    score.annotations = blue
+    score.update("a", 10, without)
     colour = score.summary()["colour"]
     assert colour["cue"] == "rgb" and colour["windows"] == 4
     assert colour["balanced_accuracy"] == pytest.approx(100.0 * (2 / 3 + 1) / 2)
 
 
 def test_always_guessing_one_outcome_scores_fifty_and_one_outcome_alone_is_undefined():
-    score = BranchScore({"a": [CYCLE]}, CLASSES, FPS)
     with_screw = _frames(("reach", 10), ("screw", 10))
-    without = _frames(("reach", 10), ("carry", 10))
-    for truth in (with_screw, with_screw, with_screw, without):
-        score.update("a", 10, with_screw, truth)
+    score = BranchScore({"red": [_cycle(colour=True)], "blue": [_cycle(colour=False)]}, CLASSES, FPS)
+    for clip in ("red", "red", "red", "blue"):
+        score.update(clip, 10, with_screw)
     assert score.summary()["colour"]["balanced_accuracy"] == pytest.approx(50.0)
-    only_one = BranchScore({"a": [CYCLE]}, CLASSES, FPS)
-    only_one.update("a", 10, with_screw, with_screw)
+    only_one = BranchScore({"a": [_cycle()]}, CLASSES, FPS)
+    only_one.update("a", 10, with_screw)
     assert math.isnan(only_one.summary()["colour"]["balanced_accuracy"])
 
 
@@ -88,7 +94,7 @@ def test_evaluation_of_a_synthetic_store_reports_every_branch(tmp_path):
     branches = report["branches"]
     assert set(branches) == set(grammar.BRANCHES)
     assert {b: v["cue"] for b, v in branches.items()} == grammar.CUE_MODALITY
-    assert branches["colour"]["windows"] > 0
+    assert sum(v["windows"] for v in branches.values()) > 0
     for value in branches.values():
         acc = value["balanced_accuracy"]
         assert math.isnan(acc) or 0.0 <= acc <= 100.0

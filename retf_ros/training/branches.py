@@ -6,13 +6,17 @@ modality can foresee (idle -> reach -> grasp -> carry is fixed); this score isol
 an ablation shows which cues a model uses.
 
 A branch is scored in an evaluated window when its cue was in view (the cycle began at or before
-the last observed frame) and it is taken inside the anticipated future (its reveal time lies
-after the last observed frame and before the end of the future). The
-window anticipates it correctly when the predicted future contains the branch's marker action
-(``grammar.BRANCH_MARKER``: screw for a red part, inspect for a raised thumb, hand_over for a
-near tray) exactly when the true future does. The figure is the balanced accuracy in percent
-(mean of the rate on windows whose truth holds the marker and the rate on those that do not),
-so always guessing one outcome, or the more frequent one, scores 50.
+the last observed frame) and the branch is taken inside the anticipated future early enough for
+its marker action (``grammar.BRANCH_MARKER``: screw for a red part, inspect for a raised thumb,
+hand_over for a near tray) to start inside it had the outcome been "true": the reveal lies after
+the last observed frame and at least ``MARKER_LEAD_S`` before the end of the future. Then the
+marker is in the true future exactly when the outcome is true, whatever the timing, so only the
+cue can tell. The window anticipates the branch correctly when the predicted future contains the
+marker exactly when the outcome is true. The figure is the balanced accuracy in percent (mean of
+the rate on true and on false outcomes), so always guessing one outcome, or the more frequent
+one, scores 50. A model that cannot see the cue is left with what the protocol itself leaks:
+it observes a fixed fraction of the clip, so the number of observed frames tells the clip's
+length, and a longer cycle more often took the longer branch outcomes.
 """
 from __future__ import annotations
 
@@ -20,37 +24,42 @@ import numpy as np
 
 from retf_ros.data.synthetic import grammar
 
+# Seconds from a branch's reveal until its marker has surely started: a red part's place comes
+# before the screw (at most 0.7 s x 1.25 spread / 0.8 slowest speed = 1.1 s), plus a margin.
+MARKER_LEAD_S = 1.5
+
 
 class BranchScore:
-    """Accumulates, per branch, the windows with and without the marker and how many were right.
+    """Accumulates, per branch and outcome, the scored windows and how many were right.
 
-    annotations: {clip id: [cycle dicts with "reveal_s" {branch: seconds}]} (the synthetic
-    store's ``cycles/`` files); classes: the checkpoint's class names; fps: model frame rate
-    (frame k of a prepared clip lies at k / fps seconds after the clip's first frame).
+    annotations: {clip id: [cycle dicts with "start_s", "outcome" {branch: bool} and "reveal_s"
+    {branch: seconds}]} (the synthetic store's ``cycles/`` files); classes: the checkpoint's
+    class names; fps: model frame rate (frame k of a prepared clip lies at k / fps seconds
+    after the clip's first frame).
     """
 
     def __init__(self, annotations: dict[str, list[dict]], classes: list[str], fps: float):
         self.annotations = annotations
         self.fps = float(fps)
         self.marker = {b: classes.index(m) for b, m in grammar.BRANCH_MARKER.items() if m in classes}
-        # [branch][truth has marker] -> [correct, total]
+        # [branch][outcome] -> [correct, total]
         self.counts = {b: np.zeros((2, 2), dtype=np.int64) for b in self.marker}
 
-    def update(self, clip_id: str, observed: int, predicted: np.ndarray, truth: np.ndarray) -> None:
-        """One window: ``observed`` frames seen, (F,) predicted and true class ids of the next F frames."""
+    def update(self, clip_id: str, observed: int, predicted: np.ndarray) -> None:
+        """One window: ``observed`` frames seen, (F,) predicted class ids of the F frames after them."""
         cycles = self.annotations.get(clip_id)
         if not cycles:
             return
-        start_s = (observed - 1) / self.fps
-        end_s = (observed + len(truth)) / self.fps
+        last_seen_s = (observed - 1) / self.fps
+        end_s = (observed + len(predicted)) / self.fps
         for branch, marker in self.marker.items():
-            if not any(c["start_s"] <= start_s < c["reveal_s"][branch] < end_s for c in cycles):
-                continue
-            expected = bool(np.any(truth == marker))
-            foreseen = bool(np.any(predicted == marker))
-            cell = self.counts[branch][int(expected)]
-            cell[0] += int(foreseen == expected)
-            cell[1] += 1
+            for cycle in cycles:
+                reveal = cycle["reveal_s"][branch]
+                if cycle["start_s"] <= last_seen_s < reveal and reveal + MARKER_LEAD_S <= end_s:
+                    outcome = bool(cycle["outcome"][branch])
+                    cell = self.counts[branch][int(outcome)]
+                    cell[0] += int(bool(np.any(predicted == marker)) == outcome)
+                    cell[1] += 1
 
     def summary(self) -> dict:
         """{branch: {"cue": modality, "balanced_accuracy": pct or NaN, "windows": n}}; the balanced

@@ -141,8 +141,8 @@ def evaluate_moc(model, spec: TaskSpec, cache: PreparedCache, clip_ids: list[str
                 truth = clip.labels[observed: observed + length]
                 accumulator.update(alpha, p, prediction[:len(truth)], truth)
             if branches is not None:
-                truth = clip.labels[observed: observed + windows.future_length(n, windows.PROTOCOL_FUTURE)]
-                branches.update(clip_id, observed, prediction[:len(truth)], truth)
+                future = min(windows.future_length(n, windows.PROTOCOL_FUTURE), n - observed)
+                branches.update(clip_id, observed, prediction[:future])
         if progress is not None:
             progress(len(chunk))
     return Evaluation(accumulator, ranks, len(jobs), branches)
