@@ -240,3 +240,13 @@ def test_futr_cli_missing_pieces_exit_2(tmp_path, capsys):
     (src / "features").mkdir(parents=True)
     assert main(["data", "import", "futr", str(src), "--out", str(tmp_path / "o")]) == 2
     assert "missing mapping.txt" in capsys.readouterr().err
+
+
+def test_ntu_action_names_follow_the_dataset_label_order():
+    from retf_ros.data.readers.ntu import ACTION_NAMES
+
+    assert len(ACTION_NAMES) == len(set(ACTION_NAMES)) == 120
+    # Spot checks across both releases (A001, A025, A060, A061, A069, A120 of the authors' list).
+    assert [ACTION_NAMES[i - 1] for i in (1, 25, 60, 61, 69, 120)] == [
+        "drink_water", "put_in_or_take_out_of_pocket", "walking_apart_from_each_other", "put_on_headphone",
+        "thumb_up", "finger_guessing_game"]

@@ -31,12 +31,14 @@ NUM_JOINTS = 25
 CROSS_SUBJECT_TRAIN = frozenset({1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38})
 CROSS_VIEW_TRAIN = frozenset({2, 3})
 
+# The 120 action names of NTU RGB+D (A001-A060) and NTU RGB+D 120 (A061-A120), in label order,
+# as the dataset authors list them (shortened to identifiers).
 ACTION_NAMES = (
     "drink_water", "eat_meal_or_snack", "brushing_teeth", "brushing_hair", "drop", "pickup", "throw",
     "sitting_down", "standing_up", "clapping", "reading", "writing", "tear_up_paper", "wear_jacket",
     "take_off_jacket", "wear_a_shoe", "take_off_a_shoe", "wear_on_glasses", "take_off_glasses",
     "put_on_a_hat_or_cap", "take_off_a_hat_or_cap", "cheer_up", "hand_waving", "kicking_something",
-    "reach_into_pocket", "hopping", "jump_up", "make_a_phone_call", "playing_with_phone_or_tablet",
+    "put_in_or_take_out_of_pocket", "hopping", "jump_up", "make_a_phone_call", "playing_with_phone_or_tablet",
     "typing_on_a_keyboard", "pointing_to_something_with_finger", "taking_a_selfie", "check_time_from_watch",
     "rub_two_hands_together", "nod_head_or_bow", "shake_head", "wipe_face", "salute", "put_the_palms_together",
     "cross_hands_in_front", "sneeze_or_cough", "staggering", "falling", "touch_head", "touch_chest",
