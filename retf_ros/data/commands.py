@@ -27,7 +27,7 @@ def register(subparsers) -> None:
     synth.add_argument("--max-duration", type=float, default=70.0, help="seconds (default 70)")
     synth.add_argument("--cycles", type=int, default=None, metavar="N",
                        help="exactly N whole assembly cycles per sequence, overriding the durations "
-                            "(1: one activity per clip, for the long-term anticipation protocol)")
+                            "(clips for the long-term anticipation protocol; the ablation uses 2)")
     synth.add_argument("--workers", type=int, default=0,
                        help="processes rendering in parallel (default 0: one per CPU core, at most 4)")
     synth.add_argument("--preview", type=Path, metavar="OUT.png",

@@ -173,7 +173,7 @@ def format_report(report: dict) -> str:
     if streaming:
         accuracy = streaming.get("accuracy", {})
         lines.append("streaming accuracy: " + ", ".join(
-            f"{k} s ahead " + (f"{v:.2f}%" if v is not None and math.isfinite(v) else "n/a (beyond the horizon)")
+            f"{k} s ahead " + (f"{v:.2f}%" if _finite(v) else "n/a (beyond the horizon)")
             for k, v in accuracy.items()))
     branches = report.get("branches")
     if branches:

@@ -28,7 +28,7 @@ class SynthConfig:
     max_duration_s: float = 70.0
     # Whole assembly cycles per sequence; None = cycles until a duration drawn in
     # [min_duration_s, max_duration_s] is filled (continuous recordings, what the node sees).
-    # 1 gives one clip per activity, the setting of the long-term anticipation protocol.
+    # Whole-cycle clips suit the long-term anticipation protocol (docs/data.md: why 2).
     cycles: int | None = None
     sensor: render.SensorModel = field(default_factory=render.SensorModel)
     skeleton_jitter_m: float = 0.006
