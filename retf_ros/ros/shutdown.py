@@ -2,8 +2,11 @@
 
 rclpy turns the signal into a context shutdown (``ExternalShutdownException`` from spin), and
 Python may also raise ``KeyboardInterrupt`` for the same SIGINT at the next bytecode, possibly
-in the middle of clean-up. ``until_signalled`` swallows both and then ignores further signals,
-so the clean-up that follows (joining threads, closing bag files) always runs to the end::
+in the middle of clean-up. A call into rcl that was already under way when the signal shut the
+context down (a ``publish`` just after an ``rclpy.ok()`` check) fails with ``RCLError``: that is
+the same signal arriving, not a failure. ``until_signalled`` swallows all three and then ignores
+further signals, so the clean-up that follows (joining threads, closing bag files) always runs
+to the end::
 
     try:
         with until_signalled():
@@ -18,6 +21,8 @@ import signal
 from contextlib import contextmanager
 from typing import Iterator
 
+import rclpy
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException
 
 
@@ -27,6 +32,9 @@ def until_signalled() -> Iterator[None]:
         yield
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RCLError:
+        if rclpy.ok():
+            raise  # the context is alive: a real failure
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
