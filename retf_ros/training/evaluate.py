@@ -104,7 +104,6 @@ class Evaluation:
     moc: MoCAccumulator
     ranks: RankStats
     samples: int
-    branches: BranchScore | None = None
 
 
 @torch.no_grad()
@@ -114,7 +113,8 @@ def evaluate_moc(model, spec: TaskSpec, cache: PreparedCache, clip_ids: list[str
     """Observe every clip at every alpha, decode, and accumulate MoC and effective ranks.
 
     ``progress``: optional callable(n) called after each batch with the number of samples done.
-    ``branches``: also score the cue-decided branches over the 0.5 L future (synthetic stores).
+    ``branches``: also score the cue-decided branches over the 0.5 L future into this
+    accumulator (synthetic stores; the caller reads its summary).
     """
     from retf_ros.fusion import decode_future
 
@@ -145,7 +145,7 @@ def evaluate_moc(model, spec: TaskSpec, cache: PreparedCache, clip_ids: list[str
                 branches.update(clip_id, observed, prediction[:future])
         if progress is not None:
             progress(len(chunk))
-    return Evaluation(accumulator, ranks, len(jobs), branches)
+    return Evaluation(accumulator, ranks, len(jobs))
 
 
 def per_class_table(accumulator: MoCAccumulator, classes: list[str]) -> dict:
