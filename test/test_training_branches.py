@@ -78,6 +78,30 @@ def test_always_guessing_one_outcome_scores_fifty_and_one_outcome_alone_is_undef
     assert math.isnan(only_one.summary()["colour"]["balanced_accuracy"])
 
 
+def test_the_true_future_of_two_cycle_plans_anticipates_every_branch():
+    """The score's premise: in every scored window the marker is in the true future exactly
+    when the outcome is true, even when the next cycle's branches lie near the future's end."""
+    from retf_ros.data.synthetic.generate import cycle_annotations
+    from retf_ros.training import windows
+
+    rng = np.random.default_rng(5)
+    annotations, futures = {}, []
+    for i in range(120):
+        plan = grammar.plan_sequence(rng, 0.0, rng.uniform(0.8, 1.25), cycle_count=2)
+        labels = plan.labels_at(np.arange(0.0, plan.duration_s, 1.0 / FPS))
+        annotations[str(i)] = cycle_annotations(plan)
+        for alpha in (0.2, 0.3, 0.5):
+            observed = windows.observed_length(len(labels), alpha)
+            future = windows.future_length(len(labels), windows.PROTOCOL_FUTURE)
+            futures.append((str(i), observed, labels[observed:observed + future]))
+    score = BranchScore(annotations, CLASSES, FPS)
+    for clip_id, observed, truth in futures:
+        score.update(clip_id, observed, truth)
+    summary = score.summary()
+    assert all(summary[b]["windows"] >= 30 for b in grammar.BRANCHES), summary
+    assert all(summary[b]["balanced_accuracy"] == 100.0 for b in grammar.BRANCHES), summary
+
+
 def test_evaluation_of_a_synthetic_store_reports_every_branch(tmp_path):
     import retf_ros
     from retf_ros.cli import main

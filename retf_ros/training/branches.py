@@ -9,9 +9,10 @@ A branch is scored in an evaluated window when its cue was in view (the cycle be
 the last observed frame) and the branch is taken inside the anticipated future early enough for
 its marker action (``grammar.BRANCH_MARKER``: screw for a red part, inspect for a raised thumb,
 hand_over for a near tray) to start inside it had the outcome been "true": the reveal lies after
-the last observed frame and at least ``MARKER_LEAD_S`` before the end of the future. Then the
-marker is in the true future exactly when the outcome is true, whatever the timing, so only the
-cue can tell. The window anticipates the branch correctly when the predicted future contains the
+the last observed frame and at least ``MARKER_LEAD_S`` before the end of the future, and the
+next cycle takes the same branch only after the future ends (its marker is decided by a cue
+not yet in view). Then the marker is in the true future exactly when the outcome is true,
+whatever the timing, so only the cue can tell. The window anticipates the branch correctly when the predicted future contains the
 marker exactly when the outcome is true. The figure is the balanced accuracy in percent (mean of
 the rate on true and on false outcomes), so always guessing one outcome, or the more frequent
 one, scores 50. A model that cannot see the cue is left with what the protocol itself leaks:
@@ -53,9 +54,12 @@ class BranchScore:
         last_seen_s = (observed - 1) / self.fps
         end_s = (observed + len(predicted)) / self.fps
         for branch, marker in self.marker.items():
-            for cycle in cycles:
+            for cycle, following in zip(cycles, [*cycles[1:], None]):
                 reveal = cycle["reveal_s"][branch]
-                if cycle["start_s"] <= last_seen_s < reveal and reveal + MARKER_LEAD_S <= end_s:
+                # The next cycle's marker (decided by a cue not yet in view) must not be able to
+                # enter the future either: it starts at that cycle's reveal at the earliest.
+                alone = following is None or following["reveal_s"][branch] >= end_s
+                if cycle["start_s"] <= last_seen_s < reveal and reveal + MARKER_LEAD_S <= end_s and alone:
                     outcome = bool(cycle["outcome"][branch])
                     cell = self.counts[branch][int(outcome)]
                     cell[0] += int(bool(np.any(predicted == marker)) == outcome)

@@ -220,12 +220,17 @@ def _generate_and_write(job: tuple) -> tuple[int, float, float]:
 ANNOTATIONS_DIR = "cycles"
 
 
+def cycle_annotations(plan: grammar.Plan) -> list[dict]:
+    """Per cycle of ``plan``: its span, branch outcomes and reveal times (seconds), as JSON-ready dicts."""
+    return [{"index": c.index, "start_s": c.start_s, "end_s": c.end_s,
+             "outcome": {b: c.outcome(b) for b in grammar.BRANCHES}, "reveal_s": c.reveal_s}
+            for c in plan.cycles]
+
+
 def write_cycle_annotations(root: Path, sequence: SyntheticSequence) -> Path:
     """``root/cycles/<clip>.json``: per cycle its span, outcomes and branch times (seconds), so
     an evaluation can score the anticipation of each cue-carrying branch separately."""
-    cycles = [{"index": c.index, "start_s": c.start_s, "end_s": c.end_s,
-               "outcome": {b: c.outcome(b) for b in grammar.BRANCHES}, "reveal_s": c.reveal_s}
-              for c in sequence.plan.cycles]
+    cycles = cycle_annotations(sequence.plan)
     path = root / ANNOTATIONS_DIR / f"{sequence.clip.clip_id}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"clip": sequence.clip.clip_id, "cue_modality": grammar.CUE_MODALITY,
