@@ -72,12 +72,14 @@ class RankEnhancingTokenFuser(nn.Module):
     Owns the blend logits (``alpha_logit``, init 0: a = 0.5) and the cross-only fusion block.
     ``exchange=False`` gives the "no exchange" baseline with the identical fusion block.
     ``selection="bn_gamma"`` ranks channels by the |scale| of a per-modality BatchNorm instead
-    of the window variance (the authors' committed code; an ablation only).
+    of the window variance (the authors' committed code; an ablation only). That rule needs the
+    BatchNorm in front of the exchange; ``batch_norm=True`` adds the same BatchNorm to the
+    variance rule, so an ablation can tell the normalisation from the selection rule.
     """
 
     def __init__(self, num_modalities: int, dim: int = 128, ratio: float = 0.3, heads: int = 8,
                  dropout: float = 0.1, partner: str = "most_informative", selection: str = "variance",
-                 exchange: bool = True):
+                 exchange: bool = True, batch_norm: bool = False):
         super().__init__()
         if selection not in SELECTION_RULES:
             raise ValueError(f"selection must be one of {SELECTION_RULES}, got {selection!r}")
@@ -90,7 +92,7 @@ class RankEnhancingTokenFuser(nn.Module):
         self.exchange = exchange
         self.alpha_logit = nn.Parameter(torch.zeros(dim))
         self.norms = nn.ModuleList(nn.BatchNorm1d(dim) for _ in range(num_modalities)) \
-            if selection == "bn_gamma" else None
+            if batch_norm or selection == "bn_gamma" else None
         self.token_dropout = nn.Dropout(dropout)
         self.block = CrossModalBlock(dim, heads=heads, dropout=dropout)
         self.norm = nn.LayerNorm(dim)
@@ -101,7 +103,7 @@ class RankEnhancingTokenFuser(nn.Module):
         return torch.sigmoid(self.alpha_logit)
 
     def _batch_norm(self, tokens: list[torch.Tensor], valid: torch.Tensor) -> list[torch.Tensor]:
-        """BatchNorm over valid frames only (bn_gamma selection)."""
+        """Per-modality BatchNorm over valid frames only."""
         out = []
         for i, (x, norm) in enumerate(zip(tokens, self.norms)):
             keep = valid[:, i]
@@ -116,6 +118,7 @@ class RankEnhancingTokenFuser(nn.Module):
         importance = None
         if self.norms is not None:
             tokens = self._batch_norm(tokens, valid)
+        if self.selection == "bn_gamma":
             importance = [norm.weight.abs() for norm in self.norms]
         if self.exchange:
             exchanged = rank_exchange(tokens, self.alpha, self.ratio, mask=list(valid.unbind(1)),
@@ -158,17 +161,19 @@ class SumFusion(nn.Module):
 
 def build_fusion(kind: str, num_modalities: int, dim: int = 128, ratio: float = 0.3, heads: int = 8,
                  dropout: float = 0.1, partner: str = "most_informative",
-                 selection: str = "variance") -> nn.Module:
+                 selection: str = "variance", batch_norm: bool = False) -> nn.Module:
     """Every fusion variant behind one interface: ``module(tokens, valid) -> FusionOutput``.
 
-    kinds: "rtf", "no_exchange", "concat", "sum". A single-modality model uses the RTF block
+    kinds: "rtf", "no_exchange", "concat", "sum" (``batch_norm``: the RTF block's per-modality
+    BatchNorm, see ``RankEnhancingTokenFuser``). A single-modality model uses the RTF block
     (with one modality there is nothing to exchange or attend to, so it reduces to the MLP).
     """
     if kind not in FUSION_KINDS:
         raise ValueError(f"fusion must be one of {FUSION_KINDS}, got {kind!r}")
     if kind in ("rtf", "no_exchange"):
         return RankEnhancingTokenFuser(num_modalities, dim, ratio=ratio, heads=heads, dropout=dropout,
-                                       partner=partner, selection=selection, exchange=kind == "rtf")
+                                       partner=partner, selection=selection, exchange=kind == "rtf",
+                                       batch_norm=batch_norm)
     if kind == "concat":
         return ConcatFusion(num_modalities, dim, dropout)
     return SumFusion(num_modalities, dim, dropout)

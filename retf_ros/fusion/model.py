@@ -40,6 +40,7 @@ class R3DConfig:
     exchange_ratio: float = 0.3
     exchange_partner: str = "most_informative"  # or "mean"
     exchange_selection: str = "variance"        # or "bn_gamma" (ablation)
+    exchange_batchnorm: bool = False            # per-modality BatchNorm before the exchange (bn_gamma has it always)
     fusion_heads: int = 8
     max_frames: int = 64
     num_queries: int = 8
@@ -131,7 +132,8 @@ class R3DModel(nn.Module):
         fusion_kind = config.fusion if len(config.modalities) > 1 else "no_exchange"
         self.fusion = build_fusion(fusion_kind, len(config.modalities), c, ratio=config.exchange_ratio,
                                    heads=config.fusion_heads, dropout=config.dropout,
-                                   partner=config.exchange_partner, selection=config.exchange_selection)
+                                   partner=config.exchange_partner, selection=config.exchange_selection,
+                                   batch_norm=config.exchange_batchnorm)
         self.position = nn.Parameter(torch.randn(config.max_frames, c) * 0.02)
         self.encoder = nn.TransformerEncoder(
             nn.TransformerEncoderLayer(c, config.heads, config.ffn_mult * c, config.dropout, batch_first=True),

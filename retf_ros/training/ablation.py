@@ -32,6 +32,8 @@ VARIANTS = (
     Variant("sum", "sum of tokens + LayerNorm", {"model.fusion": "sum"}),
     Variant("bn_gamma", "RTF, channels chosen by |BatchNorm gamma| (authors' code)",
             {"model.fusion": "rtf", "model.exchange_selection": "bn_gamma"}),
+    Variant("rtf_bn", "RTF (variance rule) after bn_gamma's per-modality BatchNorm",
+            {"model.fusion": "rtf", "model.exchange_batchnorm": True}),
     Variant("rgb_only", "RGB alone", {"modalities": ["rgb"]}),
     Variant("depth_only", "depth alone", {"modalities": ["depth"]}),
     Variant("skeleton_only", "skeleton alone", {"modalities": ["skeleton"]}),
