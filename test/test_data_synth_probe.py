@@ -1,6 +1,7 @@
 """The cues survive the model's preprocessing: a linear probe on ONE prepared frame (24x32 RGB
 and depth, normalised skeleton, exactly what the frame encoders receive) reads each branch's cue
-from the modality that carries it, and not from the others. So a model that fails to anticipate
+from the modality that carries it, and not from the others, whether the clips are rendered at
+the default 160x120 or at the 64x48 of the ablation benchmark (config/ablate_cycles.yaml). So a model that fails to anticipate
 a branch fails to learn the cue, not because the generator hid it (docs/training.md)."""
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 
 from retf_ros.data.synthetic import grammar
 from retf_ros.data.synthetic.body import LAYOUT_NAME
-from retf_ros.data.synthetic.generate import generate_sequence
+from retf_ros.data.synthetic.generate import SynthConfig, generate_sequence
 from retf_ros.fusion.inputs import prepare_depth, prepare_rgb, prepare_skeleton
 
 SEQUENCES = 240      # 180 to fit the probe, 60 to test it
@@ -18,13 +19,15 @@ TRAIN = 180
 FRAMES = (3, 9, 15)  # idle frames of the first cycle (15 fps): every cue is shown
 
 
-@pytest.fixture(scope="module")
-def probe_data():
+@pytest.fixture(scope="module", params=[(160, 120), (64, 48)], ids=lambda size: f"{size[0]}x{size[1]}")
+def probe_data(request):
     """{modality: (N, F) float32}, {branch: (N,) float32 outcome}, rows = sequences x FRAMES."""
+    width, height = request.param
+    config = SynthConfig(width=width, height=height)
     inputs = {"rgb": [], "depth": [], "skeleton": []}
     outcomes = {b: [] for b in grammar.BRANCHES}
     for index in range(SEQUENCES):
-        seq = generate_sequence(seed=31, index=index, duration_s=1.2)
+        seq = generate_sequence(seed=31, index=index, config=config, duration_s=1.2)
         clip, cycle = seq.clip, seq.plan.cycles[0]
         frames = list(FRAMES)
         inputs["rgb"].append(prepare_rgb(clip.rgb[frames], (24, 32)).flatten(1))
