@@ -12,10 +12,10 @@ hand_over for a near tray) to start inside it had the outcome been "true": the r
 the last observed frame and at least ``MARKER_LEAD_S`` before the end of the future, and the
 next cycle takes the same branch only after the future ends (its marker is decided by a cue
 not yet in view). Then the marker is in the true future exactly when the outcome is true,
-whatever the timing, so only the cue can tell. The window anticipates the branch correctly when the predicted future contains the
-marker exactly when the outcome is true. The figure is the balanced accuracy in percent (mean of
-the rate on true and on false outcomes), so always guessing one outcome, or the more frequent
-one, scores 50. A model that cannot see the cue is left with what the protocol itself leaks:
+whatever the timing, so only the cue can tell. The window anticipates the branch correctly
+when the predicted future contains the marker exactly when the outcome is true. The figure is
+the balanced accuracy in percent (mean of the rate on true and on false outcomes), so always
+guessing one outcome, or the more frequent one, scores 50. A model that cannot see the cue is left with what the protocol itself leaks:
 it observes a fixed fraction of the clip, so the number of observed frames tells the clip's
 length, and a longer cycle more often took the longer branch outcomes.
 """
