@@ -15,9 +15,10 @@ not yet in view). Then the marker is in the true future exactly when the outcome
 whatever the timing, so only the cue can tell. The window anticipates the branch correctly
 when the predicted future contains the marker exactly when the outcome is true. The figure is
 the balanced accuracy in percent (mean of the rate on true and on false outcomes), so always
-guessing one outcome, or the more frequent one, scores 50. A model that cannot see the cue is left with what the protocol itself leaks:
-it observes a fixed fraction of the clip, so the number of observed frames tells the clip's
-length, and a longer cycle more often took the longer branch outcomes.
+guessing one outcome, or the more frequent one, scores 50. A model that cannot see the cue is
+left with what the protocol itself leaks: it observes a fixed fraction of the clip, so the
+number of observed frames tells the clip's length, and a longer cycle more often took the
+longer branch outcomes.
 """
 from __future__ import annotations
 
