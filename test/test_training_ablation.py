@@ -82,5 +82,5 @@ def test_requirement_checks_state_failures_with_numbers():
 
 
 def test_variant_names_cover_the_required_comparisons():
-    assert set(VARIANT_NAMES) == {"rtf", "no_exchange", "concat", "sum", "bn_gamma", "rtf_bn", "rgb_only",
-                                  "depth_only", "skeleton_only", "rtf_rho0.1", "rtf_rho0.2"}
+    assert set(VARIANT_NAMES) == {"rtf", "no_exchange", "concat", "sum", "bn_gamma", "rtf_bn", "no_exchange_bn",
+                                  "rgb_only", "depth_only", "skeleton_only", "rtf_rho0.1", "rtf_rho0.2"}

@@ -34,6 +34,8 @@ VARIANTS = (
             {"model.fusion": "rtf", "model.exchange_selection": "bn_gamma"}),
     Variant("rtf_bn", "RTF (variance rule) after bn_gamma's per-modality BatchNorm",
             {"model.fusion": "rtf", "model.exchange_batchnorm": True}),
+    Variant("no_exchange_bn", "the same BatchNorm and fusion block without the exchange",
+            {"model.fusion": "no_exchange", "model.exchange_batchnorm": True}),
     Variant("rgb_only", "RGB alone", {"modalities": ["rgb"]}),
     Variant("depth_only", "depth alone", {"modalities": ["depth"]}),
     Variant("skeleton_only", "skeleton alone", {"modalities": ["skeleton"]}),
