@@ -81,6 +81,18 @@ def test_requirement_checks_state_failures_with_numbers():
     assert lines[4].endswith("| 9.00 | 80.0 / 50.0 / 61.3 |") and lines[5].endswith("| n/a / n/a / n/a |")
 
 
+def test_the_exchange_behind_the_batch_norm_is_checked_when_both_variants_ran():
+    name = "Behind the BatchNorm the exchange helps: rtf_bn above no_exchange_bn on MoC and fused erank"
+    rows = [{"variant": "rtf", "moc_mean": 40.0, "fused_erank": 4.0},
+            {"variant": "rtf_bn", "moc_mean": 49.7, "fused_erank": 5.2}]
+    assert name not in requirement_checks(rows)
+    rows.append({"variant": "no_exchange_bn", "moc_mean": 49.0, "fused_erank": 5.3})
+    assert requirement_checks(rows)[name] == {"holds": False,
+                                              "detail": "MoC 49.70 vs 49.00, fused erank 5.20 vs 5.30"}
+    rows[-1]["fused_erank"] = 5.0
+    assert requirement_checks(rows)[name]["holds"]
+
+
 def test_variant_names_cover_the_required_comparisons():
     assert set(VARIANT_NAMES) == {"rtf", "no_exchange", "concat", "sum", "bn_gamma", "rtf_bn", "no_exchange_bn",
                                   "rgb_only", "depth_only", "skeleton_only", "rtf_rho0.1", "rtf_rho0.2"}

@@ -173,6 +173,13 @@ def requirement_checks(rows: list[dict]) -> dict:
             checks["RTF raises the fused effective rank (vs no exchange)"] = {
                 "holds": a is not None and b is not None and a > b,
                 "detail": f"RTF {_fmt(a)} vs no_exchange {_fmt(b)}"}
+    if "rtf_bn" in by_name and "no_exchange_bn" in by_name:
+        with_exchange, without = by_name["rtf_bn"], by_name["no_exchange_bn"]
+        checks["Behind the BatchNorm the exchange helps: rtf_bn above no_exchange_bn on MoC and fused erank"] = {
+            "holds": all(with_exchange.get(k) is not None and without.get(k) is not None
+                         and with_exchange[k] > without[k] for k in ("moc_mean", "fused_erank")),
+            "detail": f"MoC {_fmt(with_exchange['moc_mean'])} vs {_fmt(without['moc_mean'])}, fused erank "
+                      f"{_fmt(with_exchange.get('fused_erank'))} vs {_fmt(without.get('fused_erank'))}"}
     return checks
 
 
