@@ -1,8 +1,9 @@
 """The cues survive the model's preprocessing: a linear probe on ONE prepared frame (24x32 RGB
 and depth, normalised skeleton, exactly what the frame encoders receive) reads each branch's cue
 from the modality that carries it, and not from the others, whether the clips are rendered at
-the default 160x120 or at the 64x48 of the ablation benchmark (config/ablate_cycles.yaml). So a model that fails to anticipate
-a branch fails to learn the cue, not because the generator hid it (docs/training.md)."""
+the default 160x120 or at the 64x48 of the ablation benchmark (config/ablate_cycles.yaml). So a
+model that fails to anticipate a branch fails to learn the cue, not because the generator hid
+it (docs/training.md)."""
 from __future__ import annotations
 
 import numpy as np

@@ -134,21 +134,22 @@ def test_batch_norm_in_front_of_the_exchange_is_separate_from_the_selection_rule
     from retf_ros.fusion import rank_exchange
 
     torch.manual_seed(0)
-    fuser = RankEnhancingTokenFuser(3, dim=16, heads=4, ratio=0.25, selection=selection, batch_norm=True).eval()
+    fuser = RankEnhancingTokenFuser(3, dim=16, heads=4, ratio=0.25, selection=selection, batch_norm=True)
+    fuser.eval()
     for norm in fuser.norms:
         norm.weight.data.uniform_(0.5, 2.0)
         norm.running_mean.uniform_(-1.0, 1.0)
     tokens = [torch.randn(2, 6, 16) * (1 + i) for i in range(3)]
     valid = torch.ones(2, 3, 6, dtype=torch.bool)
     normalised = [norm(x.reshape(-1, 16)).view(2, 6, 16) for norm, x in zip(fuser.norms, tokens)]
-    importance = [norm.weight.abs() for norm in fuser.norms] if selection == "bn_gamma" else None
+    gammas = [norm.weight.abs() for norm in fuser.norms]
+    importance, other_importance = (gammas, None) if selection == "bn_gamma" else (None, gammas)
     expected = rank_exchange(normalised, fuser.alpha, 0.25, mask=list(valid.unbind(1)), importance=importance)
     out = fuser(tokens, valid)
     for got, want in zip(out.exchanged, expected):
         torch.testing.assert_close(got, want)
     # The two rules pick different channels here, so the exchanged tokens differ between them.
-    other = rank_exchange(normalised, fuser.alpha, 0.25, mask=list(valid.unbind(1)),
-                          importance=None if selection == "bn_gamma" else [n.weight.abs() for n in fuser.norms])
+    other = rank_exchange(normalised, fuser.alpha, 0.25, mask=list(valid.unbind(1)), importance=other_importance)
     assert not all(torch.equal(a, b) for a, b in zip(out.exchanged, other))
     assert RankEnhancingTokenFuser(3, dim=16, heads=4).norms is None  # the default has no BatchNorm
 

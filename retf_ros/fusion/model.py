@@ -40,7 +40,7 @@ class R3DConfig:
     exchange_ratio: float = 0.3
     exchange_partner: str = "most_informative"  # or "mean"
     exchange_selection: str = "variance"        # or "bn_gamma" (ablation)
-    exchange_batchnorm: bool = False            # per-modality BatchNorm before the exchange (bn_gamma has it always)
+    exchange_batchnorm: bool = False            # per-modality BatchNorm before the exchange (implied by bn_gamma)
     fusion_heads: int = 8
     max_frames: int = 64
     num_queries: int = 8

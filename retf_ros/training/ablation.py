@@ -169,18 +169,24 @@ def requirement_checks(rows: list[dict]) -> dict:
                 "detail": f"lowest fusion {worst_fusion} {fusions[worst_fusion]:.2f}, "
                           f"best single modality {best_single} {singles[best_single]:.2f}"}
         if "no_exchange" in by_name:
-            a, b = by_name["rtf"]["fused_erank"], by_name["no_exchange"]["fused_erank"]
+            rtf, plain = by_name["rtf"], by_name["no_exchange"]
             checks["RTF raises the fused effective rank (vs no exchange)"] = {
-                "holds": a is not None and b is not None and a > b,
-                "detail": f"RTF {_fmt(a)} vs no_exchange {_fmt(b)}"}
+                "holds": _above(rtf, plain, "fused_erank"),
+                "detail": f"RTF {_fmt(rtf['fused_erank'])} vs no_exchange {_fmt(plain['fused_erank'])}"}
     if "rtf_bn" in by_name and "no_exchange_bn" in by_name:
-        with_exchange, without = by_name["rtf_bn"], by_name["no_exchange_bn"]
-        checks["Behind the BatchNorm the exchange helps: rtf_bn above no_exchange_bn on MoC and fused erank"] = {
-            "holds": all(with_exchange.get(k) is not None and without.get(k) is not None
-                         and with_exchange[k] > without[k] for k in ("moc_mean", "fused_erank")),
-            "detail": f"MoC {_fmt(with_exchange['moc_mean'])} vs {_fmt(without['moc_mean'])}, fused erank "
-                      f"{_fmt(with_exchange.get('fused_erank'))} vs {_fmt(without.get('fused_erank'))}"}
+        exchanged, plain = by_name["rtf_bn"], by_name["no_exchange_bn"]
+        name = "Behind the BatchNorm the exchange helps: rtf_bn above no_exchange_bn on MoC and fused erank"
+        checks[name] = {
+            "holds": _above(exchanged, plain, "moc_mean") and _above(exchanged, plain, "fused_erank"),
+            "detail": f"MoC {_fmt(exchanged['moc_mean'])} vs {_fmt(plain['moc_mean'])}, fused erank "
+                      f"{_fmt(exchanged['fused_erank'])} vs {_fmt(plain['fused_erank'])}"}
     return checks
+
+
+def _above(row: dict, other: dict, key: str) -> bool:
+    """Both rows measured ``key`` and ``row``'s is the larger."""
+    a, b = row.get(key), other.get(key)
+    return a is not None and b is not None and a > b
 
 
 def run_ablation(data, out, config_path=None, seeds=(1, 10, 13452), epochs=None, variants=None, split=None,
