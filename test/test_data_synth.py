@@ -10,6 +10,7 @@ import pytest
 from retf_ros.data.synthetic import grammar
 from retf_ros.data.synthetic.body import joint_index
 from retf_ros.data.synthetic.generate import SynthConfig, generate_sequence, split_sequences
+from retf_ros.fusion.inputs import DEPTH_SCALE_M, prepare_depth
 
 SHORT = 16.0  # seconds: enough for the first cycle to run through all three branches
 
@@ -120,6 +121,21 @@ def test_tray_cue_is_only_in_depth():
     cycle0 = near.clip.stamps < near.plan.cycles[0].end_s
     hand_over = grammar.CLASS_ID["hand_over"]
     assert (near.clip.labels[cycle0] == hand_over).any() and not (far.clip.labels[cycle0] == hand_over).any()
+
+
+@pytest.mark.parametrize("size", [(160, 120), (64, 48)], ids=lambda size: f"{size[0]}x{size[1]}")
+def test_a_fixed_3x3_core_of_the_model_grid_shows_the_tray_distance_in_every_sequence(size):
+    """Wherever a sequence places the tray, the same 9 pixels of the 24x32 depth the model sees
+    hold the tray's distance, so the cue needs no search for the tray to be read."""
+    width, height = size
+    config = SynthConfig(width=width, height=height)
+    for index in range(40):
+        seq = generate_sequence(seed=8, index=index, config=config, duration_s=0.2)
+        z = seq.tray.z_near if seq.plan.cycles[0].tray_near else seq.tray.z_far
+        core = prepare_depth(seq.clip.depth[:1], (24, 32))[0, 0, 4:7, 25:28].numpy() * DEPTH_SCALE_M
+        valid = core > 0  # a sensor hole may blank a pixel; what is there is the tray
+        assert valid.sum() >= 7, (index, core)
+        np.testing.assert_allclose(core[valid], z, atol=0.02, err_msg=f"sequence {index}")
 
 
 def test_gesture_cue_is_only_in_the_skeleton():

@@ -154,6 +154,33 @@ def test_batch_norm_in_front_of_the_exchange_is_separate_from_the_selection_rule
     assert RankEnhancingTokenFuser(3, dim=16, heads=4).norms is None  # the default has no BatchNorm
 
 
+@pytest.mark.parametrize("encoder", ["flatten", "conv"])
+def test_depth_standardiser_applies_its_frozen_statistics_to_valid_pixels_only(encoder):
+    model = R3DModel(small_config(("depth",), depth_encoder=encoder, depth_standardise=True))
+    standardiser = model.depth_standardiser
+    mean, std = torch.rand(24, 32) * 0.5 + 0.2, torch.rand(24, 32) * 0.1 + 0.01
+    standardiser.set_statistics(mean, std)
+    depth = make_inputs(2, 3)["depth"]
+    depth[0, 0, 0, :4, :4] = 0.0  # invalid readings
+    frames = depth.flatten(0, 1)
+    out = standardiser(frames)
+    valid = frames > 0
+    torch.testing.assert_close(out[valid], ((frames - mean) / std)[valid])
+    assert (out[~valid] == 0).all() and (~valid).sum() == 16
+    # Statistics are buffers: saved with the weights, untouched by training and by train/eval mode.
+    state = model.state_dict()
+    torch.testing.assert_close(state["encoders.depth.standardise.mean"], mean.unsqueeze(0))
+    assert not any("standardise" in name for name, _ in model.named_parameters())
+    model.train()
+    train_tokens = model.encode_frames({"depth": depth})["depth"]
+    model.eval()
+    torch.testing.assert_close(model.encode_frames({"depth": depth})["depth"], train_tokens)
+    # Without the option there is no standardiser and the state dict is the one of older checkpoints.
+    plain = R3DModel(small_config(("depth",), depth_encoder=encoder))
+    assert plain.depth_standardiser is None
+    assert set(state) - set(plain.state_dict()) == {"encoders.depth.standardise.mean", "encoders.depth.standardise.std"}
+
+
 def test_window_longer_than_positions_is_refused():
     model = R3DModel(small_config(("skeleton",)))
     with pytest.raises(ValueError, match="max_frames"):

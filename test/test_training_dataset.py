@@ -8,7 +8,7 @@ import torch
 from retf_ros.training import windows
 from retf_ros.training.dataset import TaskSpec, WindowDataset, protocol_sample
 from retf_ros.training.evaluate import predicted_frames
-from retf_ros.training.prepared import PrepareSpec, PreparedCache
+from retf_ros.training.prepared import DEPTH_STD_FLOOR, PrepareSpec, PreparedCache, depth_statistics
 
 SPEC = PrepareSpec(modalities=("rgb", "depth", "skeleton"), fps=5.0, image_size=(8, 10), depth_size=(8, 10),
                    skeleton_layout="kinect_v2_25", source_layout="kinect_v2_25")
@@ -133,3 +133,39 @@ def test_modality_subsets_share_cache_entries_and_missing_modalities_are_added(t
     assert full.is_ready("clip03") and skeleton_only.is_ready("clip03")
     assert (entry / "skeleton.npy").stat().st_mtime_ns == skeleton_stamp  # not prepared twice
     assert full.open("clip03").inputs["rgb"].shape == (20, 3, 8, 10)
+
+
+def _depth_store(root):
+    """Two depth-only clips of random depth with holes; pixel (0, 0) never valid, (1, 1) constant."""
+    from retf_ros.data.clipstore import Clip, ClipStoreWriter
+
+    rng = np.random.default_rng(5)
+    writer = ClipStoreWriter(root, ["a", "b"], {"fps": 5.0, "modalities": ["depth"], "source": "test"})
+    for i, frames in enumerate((13, 20)):
+        depth = rng.integers(500, 4000, (frames, 8, 10)).astype(np.uint16)
+        depth[rng.random(depth.shape) < 0.2] = 0
+        depth[:, 0, 0] = 0
+        depth[:, 1, 1] = 2000
+        writer.add(Clip(f"c{i}", stamps=np.arange(frames) / 5.0, labels=np.zeros(frames, np.int64), depth=depth))
+    writer.write_split("default", {"train": ["c0", "c1"], "val": [], "test": []})
+    return writer.finish()
+
+
+@pytest.mark.parametrize("max_frames, stride", [(1000, 1), (12, 3)])
+def test_depth_statistics_are_per_pixel_moments_of_the_valid_readings(tmp_path, max_frames, stride):
+    """The PixelStandardiser's statistics: over every ``stride``-th prepared frame of each clip
+    (the fewest frames reaching ``max_frames``), holes excluded; never-valid pixels 0 / 1, a
+    constant pixel's std floored."""
+    spec = PrepareSpec(modalities=("depth",), fps=5.0, image_size=(8, 10), depth_size=(8, 10),
+                       skeleton_layout="kinect_v2_25", source_layout="kinect_v2_25")
+    cache = PreparedCache(_depth_store(tmp_path / "store"), tmp_path / "cache", spec)
+    mean, std = depth_statistics(cache, ["c0", "c1"], max_frames=max_frames)
+    frames = np.concatenate([np.asarray(cache.open(c).inputs["depth"][::stride], np.float64)[:, 0]
+                             for c in ("c0", "c1")])
+    assert len(frames) == sum(len(range(0, n, stride)) for n in (13, 20))  # 33, or 5 + 7 at stride 3
+    readings = np.ma.masked_equal(frames, 0.0)
+    assert mean.shape == std.shape == (8, 10) and mean.dtype == np.float32
+    np.testing.assert_allclose(mean[2:], readings.mean(0)[2:], rtol=1e-5)
+    np.testing.assert_allclose(std[2:], np.maximum(readings.std(0)[2:], DEPTH_STD_FLOOR), rtol=1e-4)
+    assert (mean[0, 0], std[0, 0]) == (0.0, 1.0)
+    assert mean[1, 1] == pytest.approx(2000 / 1000 / 5, abs=1e-3) and std[1, 1] == pytest.approx(DEPTH_STD_FLOOR)

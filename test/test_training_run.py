@@ -184,6 +184,19 @@ def test_skeleton_only_protocol_checkpoint_trains_and_evaluates(tiny_clip_store,
     assert len(values) == 8 and all(0.0 <= v <= 100.0 for v in values)
 
 
+def test_standardised_depth_run_stores_the_training_depth_statistics_in_its_checkpoint(tiny_clip_store, workdir):
+    from retf_ros.training.prepared import DEPTH_STD_FLOOR
+
+    out = workdir / "standardised"
+    _train(tiny_clip_store, workdir, out, epochs=2, **{"model.depth_standardise": True})
+    loaded = load_checkpoint(out / "last")
+    assert loaded.model.config.depth_standardise
+    # The tiny store's depth is a flat 1.5 m: mean 1.5 / DEPTH_SCALE_M, std at the floor, and
+    # two epochs of training left them as they were set.
+    torch.testing.assert_close(loaded.model.depth_standardiser.mean, torch.full((1, 8, 10), 0.3), atol=1e-3, rtol=0)
+    torch.testing.assert_close(loaded.model.depth_standardiser.std, torch.full((1, 8, 10), DEPTH_STD_FLOOR))
+
+
 def test_torchrun_two_processes_on_cpu(tiny_clip_store, workdir):
     out = workdir / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

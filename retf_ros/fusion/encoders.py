@@ -45,27 +45,62 @@ class RGBEncoder(ConvFrameEncoder):
         return super().forward((x - 0.45) / 0.25)
 
 
-class DepthConvEncoder(ConvFrameEncoder):
-    """Depth (N, 1, h, w) in metres / 5 (0 = invalid) -> (N, C); a validity channel is added so
-    the net can tell "far" from "no reading"."""
+class PixelStandardiser(nn.Module):
+    """Depth (N, 1, h, w) -> per pixel (x - mean) / std over valid readings, invalid pixels 0.
 
-    def __init__(self, dim: int = 128):
-        super().__init__(2, dim)
+    A depth map is dominated by the static scene (every pixel 0.3-0.9 in metres / 5), so a small
+    object at a telling distance moves its few pixels by less than the scene varies between
+    cameras. Standardising each pixel by statistics of the training frames makes such a change
+    as large as any other. The statistics are buffers fixed before training (saved in the
+    checkpoint), so a frame is transformed identically in training, batch and stream inference;
+    until ``set_statistics`` is called (mean 0, std 1) only invalid pixels change.
+    """
+
+    def __init__(self, image_size: tuple[int, int]):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(1, *image_size))
+        self.register_buffer("std", torch.ones(1, *image_size))
+
+    @torch.no_grad()
+    def set_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """mean, std: (h, w) or (1, h, w) in the input's units; std must be > 0."""
+        self.mean.copy_(mean.reshape(self.mean.shape))
+        self.std.copy_(std.reshape(self.std.shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(torch.cat([x, (x > 0).to(x.dtype)], dim=1))
+        return torch.where(x > 0, (x - self.mean) / self.std, torch.zeros_like(x))
+
+
+class DepthConvEncoder(ConvFrameEncoder):
+    """Depth (N, 1, h, w) in metres / 5 (0 = invalid) -> (N, C); a validity channel is added so
+    the net can tell "far" from "no reading". ``standardise`` puts a PixelStandardiser for
+    ``image_size`` (h, w) in front."""
+
+    def __init__(self, dim: int = 128, standardise: bool = False, image_size: tuple[int, int] | None = None):
+        super().__init__(2, dim)
+        if standardise and image_size is None:
+            raise ValueError("a standardised depth encoder needs the image size")
+        self.standardise = PixelStandardiser(image_size) if standardise else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        valid = (x > 0).to(x.dtype)
+        if self.standardise is not None:
+            x = self.standardise(x)
+        return super().forward(torch.cat([x, valid], dim=1))
 
 
 class DepthFlattenEncoder(nn.Module):
-    """The authors' depth embedding: flatten a low-resolution depth map -> Linear -> LayerNorm -> ReLU."""
+    """The authors' depth embedding: flatten a low-resolution depth map -> Linear -> LayerNorm -> ReLU.
+    ``standardise`` puts a PixelStandardiser in front."""
 
-    def __init__(self, image_size: tuple[int, int], dim: int = 128):
+    def __init__(self, image_size: tuple[int, int], dim: int = 128, standardise: bool = False):
         super().__init__()
+        self.standardise = PixelStandardiser(image_size) if standardise else None
         self.net = nn.Sequential(nn.Flatten(), nn.Linear(image_size[0] * image_size[1], dim),
                                  nn.LayerNorm(dim), nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(x if self.standardise is None else self.standardise(x))
 
 
 class SkeletonEncoder(nn.Module):

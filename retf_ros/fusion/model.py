@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 import torch
 from torch import nn
 
-from retf_ros.fusion.encoders import (DepthConvEncoder, DepthFlattenEncoder, FeatureEncoder, RGBEncoder,
-                                      SkeletonEncoder, TorchvisionEncoder)
+from retf_ros.fusion.encoders import (DepthConvEncoder, DepthFlattenEncoder, FeatureEncoder, PixelStandardiser,
+                                      RGBEncoder, SkeletonEncoder, TorchvisionEncoder)
 from retf_ros.fusion.fuser import FusionOutput, build_fusion
 from retf_ros.fusion.skeleton import get_layout
 
@@ -34,6 +34,7 @@ class R3DConfig:
     rgb_encoder: str = "conv"                   # "conv" or "torchvision:<arch>" (e.g. torchvision:resnet18)
     rgb_backbone_weights: str | None = None     # safetensors file that initialises the torchvision backbone
     depth_encoder: str = "conv"                 # "conv" or "flatten" (the authors' choice)
+    depth_standardise: bool = False             # per-pixel standardisation of depth by training statistics
     skeleton_layout: str = "kinect_v2_25"
     feature_dims: dict[str, int] = field(default_factory=dict)  # precomputed-feature modalities -> F
     fusion: str = "rtf"                         # rtf | no_exchange | concat | sum
@@ -158,15 +159,21 @@ class R3DModel(nn.Module):
             return RGBEncoder(cfg.dim)
         if modality == "depth":
             if cfg.depth_encoder == "flatten":
-                return DepthFlattenEncoder(cfg.image_size, cfg.dim)
+                return DepthFlattenEncoder(cfg.image_size, cfg.dim, standardise=cfg.depth_standardise)
             if cfg.depth_encoder != "conv":
                 raise ValueError(f"depth_encoder must be 'conv' or 'flatten', got {cfg.depth_encoder!r}")
-            return DepthConvEncoder(cfg.dim)
+            return DepthConvEncoder(cfg.dim, standardise=cfg.depth_standardise, image_size=cfg.image_size)
         return SkeletonEncoder(get_layout(cfg.skeleton_layout).num_joints, cfg.dim)
 
     @property
     def none_class(self) -> int:
         return self.config.num_classes
+
+    @property
+    def depth_standardiser(self) -> PixelStandardiser | None:
+        """The depth encoder's PixelStandardiser (its statistics are set by the trainer), if any."""
+        encoder = self.encoders["depth"] if "depth" in self.encoders else None
+        return getattr(encoder, "standardise", None)
 
     def encode_frames(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per-frame tokens: each prepared input (B, T, ...) -> (B, T, C). Modalities the model

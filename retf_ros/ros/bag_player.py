@@ -21,6 +21,8 @@ from pathlib import Path
 from retf_ros.replay.bagio import BagReader
 from retf_ros.replay.conventions import CLOCK_TOPIC, CLOCK_TYPE, header_stamp_ns, message_class
 
+DELIVERY_TIMEOUT_S = 5.0  # how long the player waits at the end for subscribers to acknowledge
+
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="bag_player", description=__doc__.splitlines()[0])
@@ -70,12 +72,16 @@ def play(args: argparse.Namespace, ros_args: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         with until_signalled():
-            waited = dict(publishers, **({CLOCK_TOPIC: clock_publisher} if clock_publisher is not None else {}))
-            _wait_for_subscribers(node, waited, args.wait_for_subscribers)
+            every_publisher = dict(publishers)
+            if clock_publisher is not None:
+                every_publisher[CLOCK_TOPIC] = clock_publisher
+            _wait_for_subscribers(node, every_publisher, args.wait_for_subscribers)
             while True:
                 published += _play_once(reader, topics, publishers, clock_publisher, args.rate, args.max_idle, log)
                 if not args.loop or not rclpy.ok():
                     break
+            if rclpy.ok():
+                _wait_until_acknowledged(every_publisher, DELIVERY_TIMEOUT_S)
     finally:
         if log is not None:
             log.close()
@@ -98,6 +104,20 @@ def _wait_for_subscribers(node, publishers: dict, timeout_s: float) -> None:
         waiting = [t for t, p in publishers.items() if p.get_subscription_count() == 0]
         print(f"bag_player: no subscriber after {timeout_s:.0f} s on {', '.join(waiting)}; playing anyway",
               file=sys.stderr, flush=True)
+
+
+def _wait_until_acknowledged(publishers: dict, timeout_s: float) -> None:
+    """Reliable samples a subscriber has not acknowledged when this process exits are lost with
+    the writer (publishing is asynchronous), so without this wait a recorder misses the bag's
+    last messages; best-effort publishers return at once."""
+    from rclpy.duration import Duration
+
+    deadline = time.monotonic() + timeout_s
+    unacknowledged = [topic for topic, publisher in publishers.items()
+                      if not publisher.wait_for_all_acked(Duration(seconds=max(0.0, deadline - time.monotonic())))]
+    if unacknowledged:
+        print(f"bag_player: the last messages on {', '.join(unacknowledged)} were not acknowledged "
+              f"within {timeout_s:.0f} s", file=sys.stderr, flush=True)
 
 
 def _play_once(reader: BagReader, topics: list[str], publishers: dict, clock_publisher, rate: float,

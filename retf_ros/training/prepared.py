@@ -167,3 +167,28 @@ class PreparedCache:
         inputs = {m: np.load(entry / f"{m}.npy", mmap_mode="r") for m in self.spec.modalities}
         present = {m: np.load(entry / f"{m}.present.npy") for m in self.spec.modalities}
         return PreparedClip(clip_id, np.load(entry / "labels.npy"), inputs, present)
+
+
+DEPTH_STD_FLOOR = 0.01  # in metres / 5, i.e. 5 cm: a pixel that never changed is not amplified beyond this
+
+
+def depth_statistics(cache: PreparedCache, clip_ids: list[str], max_frames: int = 20000
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel mean and std (h, w) of the valid (> 0) prepared depth of ``clip_ids``, for the
+    model's PixelStandardiser. Reads every k-th frame of every clip, k chosen so that at most
+    ``max_frames`` are read (deterministic); pixels never valid get mean 0, std 1."""
+    clips = [cache.open(c) for c in clip_ids]
+    total = sum(c.num_frames for c in clips)
+    stride = max(1, -(-total // max_frames))
+    size = cache.spec.depth_size
+    count, total_sum, total_sq = (np.zeros(size) for _ in range(3))
+    for clip in clips:
+        frames = np.asarray(clip.inputs["depth"][::stride], dtype=np.float64).reshape(-1, *size)
+        valid = frames > 0
+        count += valid.sum(0)
+        total_sum += np.where(valid, frames, 0.0).sum(0)
+        total_sq += np.where(valid, frames * frames, 0.0).sum(0)
+    seen = count > 0
+    mean = total_sum / np.maximum(count, 1)
+    std = np.sqrt(np.clip(total_sq / np.maximum(count, 1) - mean * mean, 0.0, None))
+    return mean.astype(np.float32), np.where(seen, np.maximum(std, DEPTH_STD_FLOOR), 1.0).astype(np.float32)

@@ -26,7 +26,7 @@ import torch
 from retf_ros.errors import RetfError
 from retf_ros.training.config import TrainConfig
 from retf_ros.training.dataset import TaskSpec, WindowDataset
-from retf_ros.training.prepared import PrepareSpec, PreparedCache
+from retf_ros.training.prepared import PrepareSpec, PreparedCache, depth_statistics
 from retf_ros.training.state import TrainingState, load_optimizer_state, save_optimizer_state
 
 # Options that may change when a run is resumed (they do not change what is learned).
@@ -279,6 +279,9 @@ class Trainer:
             if self.dist.main:
                 print(f"retf train: {self.out} already finished {state.epoch} epochs" if state.epoch >= config.epochs
                       else f"retf train: resuming {self.out} at epoch {state.epoch + 1}/{config.epochs}", file=sys.stderr)
+        elif model.depth_standardiser is not None:
+            mean, std = depth_statistics(self.cache, self.train_ids)
+            model.depth_standardiser.set_statistics(torch.from_numpy(mean), torch.from_numpy(std))
         train_model = model
         if self.dist.active:
             from torch.nn.parallel import DistributedDataParallel

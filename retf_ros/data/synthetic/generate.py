@@ -14,7 +14,7 @@ from retf_ros.data.clipstore import Clip, ClipStoreWriter, write_clip
 from retf_ros.data.synthetic import body as body_model
 from retf_ros.data.synthetic import grammar, render, scene
 
-GENERATOR_VERSION = "hrc-bench-1"
+GENERATOR_VERSION = "hrc-bench-2"
 SPLIT_RATIO = (0.7, 0.15, 0.15)  # train / val / test, by whole sequences
 CHUNK = 32                       # frames per vectorised noise pass
 

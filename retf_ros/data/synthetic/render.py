@@ -80,14 +80,22 @@ class TrayCue:
     colour: tuple = (150, 155, 160)
 
 
+# Where the tray's image centre may fall, as fractions of the image (x, y). The spread (0.05 x
+# 0.03) is well inside the tray's image (at least 0.16 x 0.17), so a fixed core of pixels -- 3 x 3
+# of the model's 24 x 32 grid -- is inside the tray in every sequence: a per-pixel (linear) reader
+# sees the cue without first having to find the tray (test_data_synth.py).
+TRAY_CENTRE_X = (0.81, 0.86)
+TRAY_CENTRE_Y = (0.21, 0.24)
+
+
 def place_tray(rng: np.random.Generator, camera: Camera, background: Background) -> TrayCue:
     """Upper image corner on the worker's left (image right), away from where the worker moves."""
     w, h = camera.width, camera.height
     f = camera.K[0, 0]
     z_near = rng.uniform(1.0, 1.2)
-    size_m = np.array([rng.uniform(0.17, 0.22), rng.uniform(0.10, 0.13)])
+    size_m = np.array([rng.uniform(0.23, 0.27), rng.uniform(0.19, 0.23)])
     half = size_m * f / z_near / 2
-    centre = np.array([rng.uniform(0.80, 0.88) * w, rng.uniform(0.18, 0.28) * h])
+    centre = np.array([rng.uniform(*TRAY_CENTRE_X) * w, rng.uniform(*TRAY_CENTRE_Y) * h])
     corners = np.array([centre + [-half[0], -half[1]], centre + [half[0], -half[1]],
                         centre + [half[0], half[1]], centre + [-half[0], half[1]]])
     x0, y0 = np.floor(corners.min(0)).astype(int).clip(0)
