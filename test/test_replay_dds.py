@@ -44,6 +44,7 @@ def test_export_play_record_round_trip_keeps_stamps_and_payloads_bit_identical(r
                                           "--wait-for-subscribers", "60", "--publish-log", str(publish_log)],
                                 env=ros_env, capture_output=True, text=True, timeout=180)
         assert player.returncode == 0, player.stderr
+        assert "not acknowledged" not in player.stderr  # the recorder has every message before the player exits
         _wait_for_line(recorder, "recorder ready", 10)
         time.sleep(1.0)  # the last reliable messages in flight
     finally:
