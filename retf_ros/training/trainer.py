@@ -279,7 +279,8 @@ class Trainer:
             if self.dist.main:
                 print(f"retf train: {self.out} already finished {state.epoch} epochs" if state.epoch >= config.epochs
                       else f"retf train: resuming {self.out} at epoch {state.epoch + 1}/{config.epochs}", file=sys.stderr)
-        elif model.depth_standardiser is not None:
+        elif model.depth_standardiser is not None and self.dist.main:
+            # Other ranks receive the buffers from rank 0 when DistributedDataParallel wraps the model.
             mean, std = depth_statistics(self.cache, self.train_ids)
             model.depth_standardiser.set_statistics(torch.from_numpy(mean), torch.from_numpy(std))
         train_model = model
