@@ -1,12 +1,14 @@
 """`retf ablate` on a tiny clip store: every requested variant is trained and evaluated, the
-table and JSON are written, finished runs are reused, and the RTF checks are computed from
-the measured numbers."""
+table and JSON are written, finished runs are reused, the table can be rebuilt from recorded
+evaluations alone, and the RTF checks are computed from the measured numbers."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
+from retf_ros.errors import RetfError
 from retf_ros.training.ablation import VARIANT_NAMES, render_markdown, requirement_checks, run_ablation
 
 TINY_CONFIG = """\
@@ -96,3 +98,28 @@ def test_the_exchange_behind_the_batch_norm_is_checked_when_both_variants_ran():
 def test_variant_names_cover_the_required_comparisons():
     assert set(VARIANT_NAMES) == {"rtf", "no_exchange", "concat", "sum", "bn_gamma", "rtf_bn", "no_exchange_bn",
                                   "rgb_only", "depth_only", "skeleton_only", "rtf_rho0.1", "rtf_rho0.2"}
+
+
+def test_table_only_rebuilds_the_table_from_recorded_evaluations_without_weights(tiny_clip_store, tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_CONFIG)
+    trained = tmp_path / "trained"
+    options = dict(config_path=config, seeds=[1], variants=["skeleton_only"], device="cpu",
+                   cache_dir=str(tmp_path / "cache"), stream_stride=2)
+    measured = run_ablation(tiny_clip_store.root, trained, **options)
+    records = tmp_path / "records"
+    run_dir = records / "skeleton_only" / "seed_1"
+    run_dir.mkdir(parents=True)
+    for name in ("best.json", "eval.json"):
+        shutil.copy(trained / "skeleton_only" / "seed_1" / name, run_dir / name)
+    rebuilt = run_ablation(tiny_clip_store.root, records, table_only=True, **options)
+    assert rebuilt["rows"] == measured["rows"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best.json", "eval.json"]  # nothing was trained
+    with pytest.raises(RetfError, match=r"no recorded evaluation .* for rtf seed 1, rtf seed 2, skeleton_only seed 2 "):
+        run_ablation(tiny_clip_store.root, records, table_only=True, **{**options, "seeds": [1, 2],
+                                                                         "variants": ["skeleton_only", "rtf"]})
+    meta = json.loads((run_dir / "best.json").read_text())
+    meta["training"]["data_fingerprint"] = "0" * 64
+    (run_dir / "best.json").write_text(json.dumps(meta))
+    with pytest.raises(RetfError, match="trained on another clip store"):
+        run_ablation(tiny_clip_store.root, records, table_only=True, **options)

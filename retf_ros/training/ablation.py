@@ -5,6 +5,9 @@ the same options except what the variant changes, then evaluated on the test par
 (``eval.json`` next to each run). ``OUT/ablation.md`` and ``OUT/ablation.json`` hold the table
 and the two checks the project requires of RTF (beats every other variant on MoC; raises the
 fused effective rank over the same model without the exchange), stated as measured.
+``table_only`` builds the table from the evaluations already under ``OUT`` (``best.json`` +
+``eval.json`` per run, checked against the clip store), so runs trained on several machines or
+in several sittings can be gathered without their weights.
 """
 from __future__ import annotations
 
@@ -71,6 +74,26 @@ def _run_variant(variant: Variant, seed: int, data, out: Path, config_path, epoc
                                  stream_stride=stream_stride)
     eval_path.write_text(json.dumps(json_ready(report), indent=1))
     return json.loads(eval_path.read_text())
+
+
+def _recorded_evaluation(variant: Variant, seed: int, out: Path, fingerprint: str) -> dict | None:
+    """A finished run's ``eval.json``, or None when the run has no evaluation yet. Refused when
+    the run was trained on another clip store or the evaluation is of other weights."""
+    run_dir = out / variant.name / f"seed_{seed}"
+    meta_path, eval_path = run_dir / "best.json", run_dir / "eval.json"
+    if not (meta_path.exists() and eval_path.exists()):
+        return None
+    try:
+        meta, report = json.loads(meta_path.read_text()), json.loads(eval_path.read_text())
+        trained_on, weights = meta["training"]["data_fingerprint"], meta["weights_sha256"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RetfError(f"{run_dir}: unreadable best.json / eval.json ({exc})") from exc
+    if trained_on != fingerprint:
+        raise RetfError(f"{run_dir} was trained on another clip store (data fingerprint {trained_on[:12]}..., "
+                        f"--data has {fingerprint[:12]}...)")
+    if report.get("sha256") != weights:
+        raise RetfError(f"{eval_path} evaluates other weights than {meta_path} records")
+    return report
 
 
 def _finite_mean(values) -> float | None:
@@ -190,8 +213,12 @@ def _above(row: dict, other: dict, key: str) -> bool:
 
 
 def run_ablation(data, out, config_path=None, seeds=(1, 10, 13452), epochs=None, variants=None, split=None,
-                 device="auto", threads=None, cache_dir=None, stream_stride: int | None = 5) -> dict:
+                 device="auto", threads=None, cache_dir=None, stream_stride: int | None = 5,
+                 table_only: bool = False) -> dict:
     """Train + evaluate every chosen variant for every seed; write ablation.md / ablation.json.
+
+    ``table_only``: train nothing, read every run's recorded evaluation (RetfError naming the
+    runs that have none).
 
     ``stream_stride``: model frames between streaming predictions in the evaluation (5 = one
     prediction per second at 5 fps: the same scores in expectation as every frame, 5x cheaper).
@@ -209,15 +236,25 @@ def run_ablation(data, out, config_path=None, seeds=(1, 10, 13452), epochs=None,
     out.mkdir(parents=True, exist_ok=True)
     cache_dir = cache_dir or str(default_cache_dir())
     command = invoked_command()
+    fingerprint = data_fingerprint(data)
+    if table_only:
+        recorded = {(v.name, s): _recorded_evaluation(v, s, out, fingerprint) for v in chosen for s in seeds}
+        missing = [f"{name} seed {seed}" for (name, seed), report in recorded.items() if report is None]
+        if missing:
+            raise RetfError(f"--table-only: no recorded evaluation under {out} for {', '.join(missing)} "
+                            "(run without --table-only to train them)")
     rows = []
     for variant in chosen:
-        reports = [_run_variant(variant, seed, data, out, config_path, epochs, split, device, threads, cache_dir,
-                                command, stream_stride) for seed in seeds]
+        if table_only:
+            reports = [recorded[variant.name, seed] for seed in seeds]
+        else:
+            reports = [_run_variant(variant, seed, data, out, config_path, epochs, split, device, threads,
+                                    cache_dir, command, stream_stride) for seed in seeds]
         rows.append(_summarise(variant.name, reports))
     checks = requirement_checks(rows)
     header = (f"## Ablation on {data} (mean of {len(seeds)} seed(s): {', '.join(map(str, seeds))})\n\n"
               f"Command: `{command}`")
-    result = {"command": command, "data": str(data), "data_fingerprint": data_fingerprint(data),
+    result = {"command": command, "data": str(data), "data_fingerprint": fingerprint,
               "seeds": list(seeds), "variants": {v.name: v.description for v in chosen},
               "rows": rows, "checks": checks}
     (out / "ablation.json").write_text(json.dumps(json_ready(result), indent=1))
