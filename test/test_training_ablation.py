@@ -83,6 +83,17 @@ def test_requirement_checks_state_failures_with_numbers():
     assert lines[4].endswith("| 9.00 | 80.0 / 50.0 / 61.3 |") and lines[5].endswith("| n/a / n/a / n/a |")
 
 
+
+def test_the_table_shows_each_seeds_moc_when_several_seeds_ran():
+    row = {"variant": "rtf", "moc_alpha": {"0.2": 54.0, "0.3": 48.0}, "moc_mean": 51.0, "moc_mean_std": 0.5,
+           "moc_mean_per_seed": [50.5, 51.5], "streaming_accuracy": None, "fused_erank": 4.5}
+    lines = render_markdown([row], {}, "## t", seeds=[1, 10]).splitlines()
+    assert lines[2] == ("| variant | MoC a=0.2 | MoC a=0.3 | MoC mean (std over seeds) | MoC per seed 1 / 10 "
+                        "| stream acc 1 s / 2 s / 4 s | fused erank |")
+    assert lines[3] == "|---|---|---|---|---|---|---|"
+    assert lines[4] == "| rtf | 54.00 | 48.00 | 51.00 (0.50) | 50.50 / 51.50 | n/a | 4.50 |"
+    assert "MoC per seed" not in render_markdown([row], {}, "## t", seeds=[1])
+
 def test_the_exchange_behind_the_batch_norm_is_checked_when_both_variants_ran():
     name = "Behind the BatchNorm the exchange helps: rtf_bn above no_exchange_bn on MoC and fused erank"
     rows = [{"variant": "rtf", "moc_mean": 40.0, "fused_erank": 4.0},

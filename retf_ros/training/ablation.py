@@ -119,6 +119,7 @@ def _summarise(name: str, reports: list[dict]) -> dict:
         "moc": combined["moc"],
         "moc_mean": float(np.mean(per_seed)),
         "moc_mean_std": float(np.std(per_seed)),
+        "moc_mean_per_seed": per_seed,
         "moc_alpha": {a: float(np.nanmean([v if v is not None else np.nan for v in row.values()]))
                       for a, row in combined["moc"].items()},
         "streaming_accuracy": streaming.get("accuracy"),
@@ -133,22 +134,26 @@ def _fmt(value, digits=2) -> str:
     return "n/a" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.{digits}f}"
 
 
-def render_markdown(rows: list[dict], checks: dict, header: str) -> str:
-    """The ablation table (markdown)."""
+def render_markdown(rows: list[dict], checks: dict, header: str, seeds=()) -> str:
+    """The ablation table (markdown). With more than one of ``seeds``, a column holds each row's
+    MoC mean per seed (``moc_mean_per_seed``, in the order of ``seeds``)."""
     branch_names = list(dict.fromkeys(b for row in rows for b in (row.get("branches") or {})))
     branch_head = f" branches {' / '.join(branch_names)} |" if branch_names else ""
+    per_seed_head = f" MoC per seed {' / '.join(map(str, seeds))} |" if len(seeds) > 1 else ""
     lines = [header, "",
-             "| variant | MoC a=0.2 | MoC a=0.3 | MoC mean (std over seeds) | stream acc 1 s / 2 s / 4 s "
+             f"| variant | MoC a=0.2 | MoC a=0.3 | MoC mean (std over seeds) |{per_seed_head} stream acc 1 s / 2 s / 4 s "
              f"| fused erank |{branch_head}",
-             "|---|---|---|---|---|---|" + ("---|" if branch_names else "")]
+             "|---|---|---|---|---|---|" + ("---|" if per_seed_head else "") + ("---|" if branch_names else "")]
     for row in rows:
+        per_seed_cell = (f" {' / '.join(_fmt(v) for v in row.get('moc_mean_per_seed') or ())} |"
+                         if per_seed_head else "")
         acc = row["streaming_accuracy"] or {}
         stream = " / ".join(_fmt(acc.get(k)) for k in ("1", "2", "4")) if acc else "n/a"
         branches = row.get("branches") or {}
         branch_cell = f" {' / '.join(_fmt(branches.get(b), 1) for b in branch_names)} |" if branch_names else ""
         lines.append(f"| {row['variant']} | {_fmt(row['moc_alpha'].get('0.2'))} | {_fmt(row['moc_alpha'].get('0.3'))} "
-                     f"| {_fmt(row['moc_mean'])} ({_fmt(row['moc_mean_std'])}) | {stream} | {_fmt(row['fused_erank'])} |"
-                     f"{branch_cell}")
+                     f"| {_fmt(row['moc_mean'])} ({_fmt(row['moc_mean_std'])}) |{per_seed_cell} {stream} "
+                     f"| {_fmt(row['fused_erank'])} |{branch_cell}")
     lines += ["", "MoC: percent, mean over the horizons 0.1/0.2/0.3/0.5 of the row's alpha; fused erank: "
               "uncentred effective rank of the fused tokens, mean over test windows."]
     if branch_names:
@@ -258,7 +263,7 @@ def run_ablation(data, out, config_path=None, seeds=(1, 10, 13452), epochs=None,
               "seeds": list(seeds), "variants": {v.name: v.description for v in chosen},
               "rows": rows, "checks": checks}
     (out / "ablation.json").write_text(json.dumps(json_ready(result), indent=1))
-    markdown = render_markdown(rows, checks, header)
+    markdown = render_markdown(rows, checks, header, seeds)
     (out / "ablation.md").write_text(markdown)
     print(markdown)
     return result
