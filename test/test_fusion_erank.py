@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from retf_ros.fusion import effective_rank, effective_rank_masked, mutual_gain, rank_gain
+from retf_ros.fusion import effective_rank, effective_rank_masked, inactive_channels, mutual_gain, rank_gain
 
 
 def reference_erank(z: torch.Tensor) -> float:
@@ -92,6 +92,19 @@ def test_masked_effective_rank_ignores_padding():
     assert out[0].item() == pytest.approx(effective_rank(z[0]).item(), abs=1e-5)
     assert out[1].item() == pytest.approx(effective_rank(z[1, :7]).item(), abs=1e-5)
     assert torch.isnan(effective_rank_masked(z, torch.zeros(2, 12, dtype=torch.bool))).all()
+
+
+def test_inactive_channels_counts_channels_zero_on_every_valid_frame():
+    z = torch.ones(3, 6, 8)
+    z[0, :, :3] = 0.0                 # three channels never fire
+    z[1, :, 5] = 0.0
+    z[1, 2, 5] = -0.5                 # fires once: active
+    z[2, :, :] = 0.0
+    z[2, 4:, :] = 7.0                 # only on padded frames
+    mask = torch.ones(3, 6, dtype=torch.bool)
+    mask[2, 4:] = False
+    assert inactive_channels(z, mask).tolist() == [3.0, 0.0, 8.0]
+    assert torch.isnan(inactive_channels(z, torch.zeros(3, 6, dtype=torch.bool))).all()
 
 
 def test_rank_gain_and_mutual_gain():

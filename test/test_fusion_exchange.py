@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from retf_ros.fusion import effective_rank, rank_exchange
+from retf_ros.fusion import effective_rank, inactive_channels, rank_exchange
 
 
 def reference_exchange(tokens, alpha, ratio, masks, partner="most_informative"):
@@ -77,6 +77,20 @@ def test_selects_exactly_the_lowest_variance_channels_and_leaves_others_bit_iden
             assert changed == lowest
             untouched = [ch for ch in range(32) if ch not in lowest]
             assert torch.equal(dst[s][:, untouched], src[s][:, untouched])
+
+
+def test_with_at_least_k_inactive_relu_channels_only_those_receive():
+    torch.manual_seed(1)
+    x = [torch.relu(torch.randn(4, 16, 128)) for _ in range(3)]
+    for s in range(4):  # 50 dead units in modality 0, a different set per sample
+        x[0][s][:, torch.randperm(128)[:50]] = 0.0
+    out = rank_exchange(x, torch.full((128,), 0.5), ratio=0.3)  # k = 38 < 50
+    mask = torch.ones(4, 16, dtype=torch.bool)
+    assert inactive_channels(x[0], mask).tolist() == [50.0] * 4
+    dead = (x[0] == 0).all(dim=1)  # (B, C)
+    changed = (out[0] != x[0]).any(dim=1)
+    assert changed.sum(dim=1).tolist() == [38] * 4
+    assert not (changed & ~dead).any()
 
 
 @pytest.mark.parametrize("partner", ["most_informative", "mean"])

@@ -129,6 +129,8 @@ def test_eval_cli_writes_moc_erank_and_streaming_json(trained_run, tiny_clip_sto
     assert set(erank["before"]) == {"rgb", "depth", "skeleton"}
     assert erank["fused"] >= 1.0
     assert set(erank["mutual_gain"]) == {"rgb+depth", "rgb+skeleton", "depth+skeleton"}
+    assert set(erank["inactive_channels"]) == {"rgb", "depth", "skeleton"}
+    assert all(0.0 <= n <= loaded.model.config.dim for n in erank["inactive_channels"].values())
     accuracy = report["streaming"]["accuracy"]
     assert 0.0 <= accuracy["1"] <= 100.0 and 0.0 <= accuracy["2"] <= 100.0
     assert accuracy["4"] is None  # beyond the 2 s horizon: not scored

@@ -1,4 +1,5 @@
-"""Effective rank (Roy & Vetterli 2007) and the rank-gain measures built on it.
+"""Effective rank (Roy & Vetterli 2007), the rank-gain measures built on it, and the count of
+inactive channels (feature collapse at its extreme).
 
 The recipe reproduces the published numbers of the RTF authors (method.md section 2):
 singular values of Z as it is (not mean-centred unless asked), values <= 1e-12 dropped,
@@ -70,6 +71,21 @@ def effective_rank_masked(z: torch.Tensor, mask: torch.Tensor, centered: bool = 
         z = (z - z.sum(dim=-2, keepdim=True) / count) * valid
     erank = entropy_effective_rank(singular_values(z)).to(torch.float32)
     return torch.where(mask.any(dim=-1), erank, torch.full_like(erank, float("nan")))
+
+
+@torch.no_grad()
+def inactive_channels(z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Number of channels that are exactly zero on every valid row: feature collapse at its
+    extreme, a ReLU unit that never fired in the window.
+
+    z: (B, T, C), mask: (B, T) bool (True = valid) -> (B,) float32; samples with no valid row
+    give NaN. Such a channel has zero variance, the smallest importance there is, so the
+    exchange selects these (and any channel constant over the window) first (method.md
+    section 3).
+    """
+    live = ((z.detach() != 0) & mask.unsqueeze(-1)).any(dim=-2)  # (B, C)
+    count = (~live).sum(dim=-1).to(torch.float32)
+    return torch.where(mask.any(dim=-1), count, torch.full_like(count, float("nan")))
 
 
 def rank_gain(before: torch.Tensor, after: torch.Tensor) -> float:

@@ -65,25 +65,29 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 @dataclass
 class RankStats:
-    """Per-sample effective ranks (uncentred, method.md section 2) gathered over an evaluation."""
+    """Per-sample effective ranks (uncentred, method.md section 2) gathered over an evaluation,
+    with each modality's inactive channels before the exchange (what the exchange selects)."""
 
     modalities: tuple[str, ...]
     before: dict[str, list[float]] = field(default_factory=dict)
     after: dict[str, list[float]] = field(default_factory=dict)
+    inactive: dict[str, list[float]] = field(default_factory=dict)
     fused: list[float] = field(default_factory=list)
 
     def add(self, output, mask: torch.Tensor) -> None:
-        from retf_ros.fusion import effective_rank_masked
+        from retf_ros.fusion import effective_rank_masked, inactive_channels
 
         for m in self.modalities:
             valid = output.valid[m]
             self.before.setdefault(m, []).extend(effective_rank_masked(output.tokens_before[m], valid).tolist())
             self.after.setdefault(m, []).extend(effective_rank_masked(output.tokens_after[m], valid).tolist())
+            self.inactive.setdefault(m, []).extend(inactive_channels(output.tokens_before[m], valid).tolist())
         observed = mask & torch.stack([output.valid[m] for m in self.modalities]).any(dim=0)
         self.fused.extend(effective_rank_masked(output.fused, observed).tolist())
 
     def summary(self) -> dict:
-        """{"convention", "before": {m}, "after": {m}, "gain": {m}, "fused", "mutual_gain": {"a+b"}}."""
+        """{"convention", "before": {m}, "after": {m}, "gain": {m}, "fused", "mutual_gain": {"a+b"},
+        "inactive_channels": {m}} (means over the windows where the modality was observed)."""
         from retf_ros.fusion import mutual_gain
 
         def mean(values):
@@ -96,7 +100,8 @@ class RankStats:
         pairs = {f"{a}+{b}": mutual_gain(gain[a], gain[b])
                  for a, b in itertools.combinations(self.modalities, 2)}
         return {"convention": "uncentred", "before": before, "after": after, "gain": gain,
-                "fused": mean(self.fused), "mutual_gain": pairs}
+                "fused": mean(self.fused), "mutual_gain": pairs,
+                "inactive_channels": {m: mean(self.inactive.get(m, [])) for m in self.modalities}}
 
 
 @dataclass

@@ -6,7 +6,7 @@ Report layout (also the JSON written by ``--json``; NaN becomes null)::
      "moc_std": {...},                                   std over runs (0 for one run)
      "per_class": {"0.2": {"0.1": {class: pct}}},
      "effective_rank": {"convention", "before": {m}, "after": {m}, "gain": {m}, "fused",
-                        "mutual_gain": {"a+b"}},
+                        "mutual_gain": {"a+b"}, "inactive_channels": {m}},
      "streaming": {"accuracy": {"1": pct, "2": pct, "4": pct}, ...} or null,
      "branches": {"colour": {"cue", "balanced_accuracy": pct, "windows"}, ...} or null
                  (synthetic stores: branches.py),
@@ -166,7 +166,7 @@ def format_report(report: dict) -> str:
         lines.append(f"effective rank ({erank['convention']}): fused {erank['fused']:.2f}")
         for m in erank["before"]:
             lines.append(f"  {m:<16} before {erank['before'][m]:7.2f}  after {erank['after'][m]:7.2f}  "
-                         f"gain {erank['gain'][m]:+.2f}")
+                         f"gain {erank['gain'][m]:+.2f}  inactive channels {erank['inactive_channels'][m]:.1f}")
         for pair, value in erank["mutual_gain"].items():
             lines.append(f"  mutual gain {pair}: {value:.3f}")
     streaming = report.get("streaming")
