@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from retf_ros.fusion import (R3DConfig, R3DModel, RankEnhancingTokenFuser, build_fusion, decode_future,
+from retf_ros.fusion import (FUSION_KINDS, R3DConfig, R3DModel, RankEnhancingTokenFuser, build_fusion, decode_future,
                              r3d_losses)
 from retf_ros.fusion.inputs import prepare_depth, prepare_rgb, prepare_skeleton
 
@@ -119,12 +119,41 @@ def test_bf16_autocast_on_cpu_runs():
     assert out.action_logits.shape == (1, Q, K + 1)
 
 
-@pytest.mark.parametrize("kind", ["rtf", "no_exchange", "concat", "sum"])
+@pytest.mark.parametrize("kind", FUSION_KINDS)
 def test_every_fusion_variant_has_the_same_interface(kind):
     fusion = build_fusion(kind, 3, dim=16, heads=4)
     valid = torch.ones(2, 3, 5, dtype=torch.bool)
     out = fusion([torch.randn(2, 5, 16) for _ in range(3)], valid)
     assert out.fused.shape == (2, 5, 16) and len(out.exchanged) == 3
+
+
+def test_sum_exchange_is_the_sum_of_the_exchanged_tokens_and_plain_sum_has_no_blend_weights():
+    from retf_ros.fusion import rank_exchange
+
+    torch.manual_seed(3)
+    tokens = [torch.relu(torch.randn(2, 6, 16)) for _ in range(3)]
+    valid = torch.ones(2, 3, 6, dtype=torch.bool)
+    valid[1, 2] = False  # skeleton missing in the second sample
+    exchanging = build_fusion("sum_exchange", 3, dim=16, ratio=0.25).eval()
+    plain = build_fusion("sum", 3, dim=16).eval()
+    plain.load_state_dict({k: v for k, v in exchanging.state_dict().items() if k != "alpha_logit"})
+    assert "alpha_logit" not in plain.state_dict()
+    with torch.no_grad():
+        exchanging.alpha_logit.fill_(0.4)
+        expected = rank_exchange(tokens, torch.sigmoid(torch.full((16,), 0.4)), 0.25, mask=list(valid.unbind(1)))
+        out = exchanging(tokens, valid)
+        torch.testing.assert_close(out.fused, plain(expected, valid).fused)
+    for got, want in zip(out.exchanged, expected):
+        torch.testing.assert_close(got, want)
+    assert not torch.equal(out.exchanged[0], tokens[0])
+
+
+def test_the_train_command_offers_every_fusion_kind():
+    from retf_ros.cli import build_parser
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    fusion = next(a for a in train._actions if a.dest == "fusion")
+    assert tuple(fusion.choices) == FUSION_KINDS
 
 
 @pytest.mark.parametrize("selection", ["variance", "bn_gamma"])

@@ -94,12 +94,14 @@ def test_the_table_shows_each_seeds_moc_when_several_seeds_ran():
     assert lines[4] == "| rtf | 54.00 | 48.00 | 51.00 (0.50) | 50.50 / 51.50 | n/a | 4.50 |"
     assert "MoC per seed" not in render_markdown([row], {}, "## t", seeds=[1])
 
-def test_the_exchange_behind_the_batch_norm_is_checked_when_both_variants_ran():
-    name = "Behind the BatchNorm the exchange helps: rtf_bn above no_exchange_bn on MoC and fused erank"
+@pytest.mark.parametrize("exchanged, plain, where", [("rtf_bn", "no_exchange_bn", "Behind the BatchNorm"),
+                                                      ("sum_exchange", "sum", "In front of the sum")])
+def test_the_exchange_against_its_twin_is_checked_when_both_variants_ran(exchanged, plain, where):
+    name = f"{where} the exchange helps: {exchanged} above {plain} on MoC and fused erank"
     rows = [{"variant": "rtf", "moc_mean": 40.0, "fused_erank": 4.0},
-            {"variant": "rtf_bn", "moc_mean": 49.7, "fused_erank": 5.2}]
+            {"variant": exchanged, "moc_mean": 49.7, "fused_erank": 5.2}]
     assert name not in requirement_checks(rows)
-    rows.append({"variant": "no_exchange_bn", "moc_mean": 49.0, "fused_erank": 5.3})
+    rows.append({"variant": plain, "moc_mean": 49.0, "fused_erank": 5.3})
     assert requirement_checks(rows)[name] == {"holds": False,
                                               "detail": "MoC 49.70 vs 49.00, fused erank 5.20 vs 5.30"}
     rows[-1]["fused_erank"] = 5.0
@@ -107,8 +109,9 @@ def test_the_exchange_behind_the_batch_norm_is_checked_when_both_variants_ran():
 
 
 def test_variant_names_cover_the_required_comparisons():
-    assert set(VARIANT_NAMES) == {"rtf", "no_exchange", "concat", "sum", "bn_gamma", "rtf_bn", "no_exchange_bn",
-                                  "rgb_only", "depth_only", "skeleton_only", "rtf_rho0.1", "rtf_rho0.2"}
+    assert set(VARIANT_NAMES) == {"rtf", "no_exchange", "concat", "sum", "sum_exchange", "bn_gamma", "rtf_bn",
+                                  "no_exchange_bn", "rgb_only", "depth_only", "skeleton_only", "rtf_rho0.1",
+                                  "rtf_rho0.2"}
 
 
 def test_table_only_rebuilds_the_table_from_recorded_evaluations_without_weights(tiny_clip_store, tmp_path):

@@ -1,8 +1,9 @@
 """Fusion of per-modality tokens into one token per time step.
 
 ``RankEnhancingTokenFuser`` is RTF: the rank exchange (exchange.py) followed by the cross-only
-fusion block of method.md section 4. The baselines used in ablations (no exchange, concat, sum)
-share the same call signature so that the anticipation model compares like with like.
+fusion block of method.md section 4. The baselines used in ablations (no exchange, concat, sum,
+and the exchange in front of the sum) share the same call signature so that the anticipation
+model compares like with like.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from torch import nn
 
 from retf_ros.fusion.exchange import rank_exchange
 
-FUSION_KINDS = ("rtf", "no_exchange", "concat", "sum")
+FUSION_KINDS = ("rtf", "no_exchange", "concat", "sum", "sum_exchange")
 SELECTION_RULES = ("variance", "bn_gamma")
 
 
@@ -146,14 +147,30 @@ class ConcatFusion(nn.Module):
 
 
 class SumFusion(nn.Module):
-    """Baseline: sum of the present tokens, then LayerNorm."""
+    """Baseline: sum of the present tokens, then LayerNorm.
 
-    def __init__(self, num_modalities: int, dim: int = 128, dropout: float = 0.1):
+    ``exchange_ratio`` > 0 puts the RTF exchange (variance rule, its own blend logits, init
+    a = 0.5) in front of the sum. Every fused channel already adds the modalities' same channel,
+    so there the exchange brings no information: it only reweights, per sample, the partners'
+    channels, and measures what that blend does to training.
+    """
+
+    def __init__(self, num_modalities: int, dim: int = 128, dropout: float = 0.1, exchange_ratio: float = 0.0,
+                 partner: str = "most_informative"):
         super().__init__()
+        if not 0.0 <= exchange_ratio < 1.0:
+            raise ValueError(f"exchange ratio must be in [0, 1), got {exchange_ratio}")
+        self.exchange_ratio = exchange_ratio
+        self.partner = partner
+        if exchange_ratio > 0:
+            self.alpha_logit = nn.Parameter(torch.zeros(dim))
         self.drop = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, tokens: list[torch.Tensor], valid: torch.Tensor) -> FusionOutput:
+        if self.exchange_ratio > 0:
+            tokens = rank_exchange(tokens, torch.sigmoid(self.alpha_logit), self.exchange_ratio,
+                                   mask=list(valid.unbind(1)), partner=self.partner)
         w = valid.unsqueeze(-1).to(tokens[0].dtype)  # (B, M, T, 1)
         summed = (torch.stack(tokens, dim=1) * w).sum(dim=1)
         return FusionOutput(fused=self.norm(self.drop(summed)), exchanged=list(tokens), valid=valid)
@@ -164,8 +181,9 @@ def build_fusion(kind: str, num_modalities: int, dim: int = 128, ratio: float = 
                  selection: str = "variance", batch_norm: bool = False) -> nn.Module:
     """Every fusion variant behind one interface: ``module(tokens, valid) -> FusionOutput``.
 
-    kinds: "rtf", "no_exchange", "concat", "sum" (``batch_norm``: the RTF block's per-modality
-    BatchNorm, see ``RankEnhancingTokenFuser``). A single-modality model uses the RTF block
+    kinds: "rtf", "no_exchange", "concat", "sum", "sum_exchange" (the exchange with ``ratio`` and
+    ``partner`` in front of the sum; ``batch_norm``: the RTF block's per-modality BatchNorm, see
+    ``RankEnhancingTokenFuser``). A single-modality model uses the RTF block
     (with one modality there is nothing to exchange or attend to, so it reduces to the MLP).
     """
     if kind not in FUSION_KINDS:
@@ -176,7 +194,8 @@ def build_fusion(kind: str, num_modalities: int, dim: int = 128, ratio: float = 
                                        batch_norm=batch_norm)
     if kind == "concat":
         return ConcatFusion(num_modalities, dim, dropout)
-    return SumFusion(num_modalities, dim, dropout)
+    return SumFusion(num_modalities, dim, dropout, exchange_ratio=ratio if kind == "sum_exchange" else 0.0,
+                     partner=partner)
 
 
 __all__ = ["RankEnhancingTokenFuser", "ConcatFusion", "SumFusion", "CrossModalBlock", "FusionOutput",

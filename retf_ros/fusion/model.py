@@ -37,7 +37,7 @@ class R3DConfig:
     depth_standardise: bool = False             # per-pixel standardisation of depth by training statistics
     skeleton_layout: str = "kinect_v2_25"
     feature_dims: dict[str, int] = field(default_factory=dict)  # precomputed-feature modalities -> F
-    fusion: str = "rtf"                         # rtf | no_exchange | concat | sum
+    fusion: str = "rtf"                         # rtf | no_exchange | concat | sum | sum_exchange
     exchange_ratio: float = 0.3
     exchange_partner: str = "most_informative"  # or "mean"
     exchange_selection: str = "variance"        # or "bn_gamma" (ablation)

@@ -33,6 +33,7 @@ VARIANTS = (
     Variant("no_exchange", "same fusion block without the exchange", {"model.fusion": "no_exchange"}),
     Variant("concat", "concatenate tokens + linear", {"model.fusion": "concat"}),
     Variant("sum", "sum of tokens + LayerNorm", {"model.fusion": "sum"}),
+    Variant("sum_exchange", "the RTF exchange (rho 0.3) in front of the sum", {"model.fusion": "sum_exchange"}),
     Variant("bn_gamma", "RTF, channels chosen by |BatchNorm gamma| (authors' code)",
             {"model.fusion": "rtf", "model.exchange_selection": "bn_gamma"}),
     Variant("rtf_bn", "RTF (variance rule) after bn_gamma's per-modality BatchNorm",
@@ -201,14 +202,19 @@ def requirement_checks(rows: list[dict]) -> dict:
             checks["RTF raises the fused effective rank (vs no exchange)"] = {
                 "holds": _above(rtf, plain, "fused_erank"),
                 "detail": f"RTF {_fmt(rtf['fused_erank'])} vs no_exchange {_fmt(plain['fused_erank'])}"}
-    if "rtf_bn" in by_name and "no_exchange_bn" in by_name:
-        exchanged, plain = by_name["rtf_bn"], by_name["no_exchange_bn"]
-        name = "Behind the BatchNorm the exchange helps: rtf_bn above no_exchange_bn on MoC and fused erank"
-        checks[name] = {
-            "holds": _above(exchanged, plain, "moc_mean") and _above(exchanged, plain, "fused_erank"),
+    for exchanged, plain, where in (("rtf_bn", "no_exchange_bn", "Behind the BatchNorm"),
+                                     ("sum_exchange", "sum", "In front of the sum")):
+        if exchanged in by_name and plain in by_name:
+            name = f"{where} the exchange helps: {exchanged} above {plain} on MoC and fused erank"
+            checks[name] = _exchange_helps(by_name[exchanged], by_name[plain])
+    return checks
+
+
+def _exchange_helps(exchanged: dict, plain: dict) -> dict:
+    """A model with the exchange against its twin without: above on MoC and on fused erank?"""
+    return {"holds": _above(exchanged, plain, "moc_mean") and _above(exchanged, plain, "fused_erank"),
             "detail": f"MoC {_fmt(exchanged['moc_mean'])} vs {_fmt(plain['moc_mean'])}, fused erank "
                       f"{_fmt(exchanged['fused_erank'])} vs {_fmt(plain['fused_erank'])}"}
-    return checks
 
 
 def _above(row: dict, other: dict, key: str) -> bool:

@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--lr", type=float)
     train.add_argument("--seed", type=int)
     train.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    train.add_argument("--fusion", choices=("rtf", "no_exchange", "concat", "sum"))
+    # = retf_ros.fusion.FUSION_KINDS, written out so that `retf --help` does not import torch
+    train.add_argument("--fusion", choices=("rtf", "no_exchange", "concat", "sum", "sum_exchange"))
     train.add_argument("--exchange-ratio", type=float, help="rho: fraction of channels exchanged")
     train.add_argument("--selection", choices=("variance", "bn_gamma"), help="exchange channel selection rule")
     train.add_argument("--modality-dropout", type=float, help="probability of dropping a modality per sample")
