@@ -148,6 +148,12 @@ def test_sum_exchange_is_the_sum_of_the_exchanged_tokens_and_plain_sum_has_no_bl
     assert not torch.equal(out.exchanged[0], tokens[0])
 
 
+@pytest.mark.parametrize("kind", ["rtf", "sum_exchange"])
+def test_an_exchange_ratio_outside_zero_to_one_is_refused_when_the_fusion_is_built(kind):
+    with pytest.raises(ValueError, match=r"exchange ratio must be in \[0, 1\), got 1.0"):
+        build_fusion(kind, 3, dim=16, heads=4, ratio=1.0)
+
+
 def test_the_train_command_offers_every_fusion_kind():
     from retf_ros.cli import build_parser
 

@@ -61,6 +61,13 @@ class CrossModalBlock(nn.Module):
         return x + self.drop(self.mlp(self.norm2(x)))
 
 
+def _checked_exchange_ratio(ratio: float) -> float:
+    """rho, refused outside [0, 1) when the fusion is built (not on every forward)."""
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"exchange ratio must be in [0, 1), got {ratio}")
+    return ratio
+
+
 def _masked_token_mean(tokens: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     """(N, M, C), (N, M) bool -> (N, C): mean over present tokens (0 where none)."""
     w = present.unsqueeze(-1).to(tokens.dtype)
@@ -84,10 +91,8 @@ class RankEnhancingTokenFuser(nn.Module):
         super().__init__()
         if selection not in SELECTION_RULES:
             raise ValueError(f"selection must be one of {SELECTION_RULES}, got {selection!r}")
-        if not 0.0 <= ratio < 1.0:
-            raise ValueError(f"exchange ratio must be in [0, 1), got {ratio}")
         self.num_modalities = num_modalities
-        self.ratio = ratio
+        self.ratio = _checked_exchange_ratio(ratio)
         self.partner = partner
         self.selection = selection
         self.exchange = exchange
@@ -158,9 +163,7 @@ class SumFusion(nn.Module):
     def __init__(self, num_modalities: int, dim: int = 128, dropout: float = 0.1, exchange_ratio: float = 0.0,
                  partner: str = "most_informative"):
         super().__init__()
-        if not 0.0 <= exchange_ratio < 1.0:
-            raise ValueError(f"exchange ratio must be in [0, 1), got {exchange_ratio}")
-        self.exchange_ratio = exchange_ratio
+        self.exchange_ratio = _checked_exchange_ratio(exchange_ratio)
         self.partner = partner
         if exchange_ratio > 0:
             self.alpha_logit = nn.Parameter(torch.zeros(dim))
