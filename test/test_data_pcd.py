@@ -63,7 +63,7 @@ def test_small_cloud_decodes_to_colour_depth_and_exact_intrinsics(tmp_path, enco
     np.testing.assert_allclose(frame.depth[0], points[0, :, 2], rtol=1e-6)
     k = frame.intrinsics
     np.testing.assert_allclose((k.fx, k.fy, k.cx, k.cy), (FX, FY, CX, CY), rtol=1e-3, atol=1e-3)
-    assert (k.width, k.height) == (3, 2) and k.rms_px < 1e-3
+    assert (k.width, k.height) == (3, 2) and frame.fit_rms_px < 1e-3
 
 
 def test_unsupported_or_broken_files_are_refused(tmp_path):
@@ -103,5 +103,5 @@ def test_real_kinect_frame_decodes_to_registered_rgbd(shared_data):
     k = frame.intrinsics
     # the Kinect's factory intrinsics, recovered from the points alone, to a hundredth of a pixel
     np.testing.assert_allclose((k.fx, k.fy, k.cx, k.cy), (525.0, 525.0, 319.5, 239.5), atol=0.01)
-    assert k.rms_px < 0.01
+    assert frame.fit_rms_px < 0.01
     assert 60 < frame.rgb.mean() < 200 and frame.rgb.std() > 20

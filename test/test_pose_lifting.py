@@ -101,9 +101,7 @@ def test_real_frame_joints_lie_on_the_person(real_frame, estimator):
 
     landmarks = estimator.estimate(real_frame.rgb)
     assert isinstance(landmarks, Landmarks2D) and landmarks.pixels.shape == (33, 2)
-    k = real_frame.intrinsics
-    joints = lift_landmarks(landmarks.pixels, landmarks.visibility, real_frame.depth,
-                            PinholeIntrinsics(k.fx, k.fy, k.cx, k.cy, k.width, k.height))
+    joints = lift_landmarks(landmarks.pixels, landmarks.visibility, real_frame.depth, real_frame.intrinsics)
     found = np.isfinite(joints).all(axis=1)
     assert found.sum() >= 15
     distance = nearest_cloud_distance(real_frame.points, landmarks.pixels[found], joints[found])

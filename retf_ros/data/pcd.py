@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from retf_ros.errors import DataFormatError
+from retf_ros.pose.lifting import PinholeIntrinsics
 
 _TYPES = {("F", 4): "<f4", ("F", 8): "<f8", ("U", 1): "u1", ("U", 2): "<u2", ("U", 4): "<u4",
           ("I", 1): "i1", ("I", 2): "<i2", ("I", 4): "<i4"}
@@ -33,23 +34,6 @@ class PointCloud:
 
 
 @dataclass(frozen=True)
-class Intrinsics:
-    """Pinhole intrinsics in pixels (what sensor_msgs/CameraInfo's K holds) and the fit residual."""
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    width: int
-    height: int
-    rms_px: float = 0.0
-
-    def cropped(self, x0: int, y0: int, width: int, height: int) -> "Intrinsics":
-        """The intrinsics of the (x0, y0, width, height) crop of the image."""
-        return Intrinsics(self.fx, self.fy, self.cx - x0, self.cy - y0, width, height, self.rms_px)
-
-
-@dataclass(frozen=True)
 class RGBDFrame:
     """rgb (H, W, 3) uint8; depth (H, W) float32 metres, NaN invalid; points (H, W, 3) float32
     metres in the optical frame (x right, y down, z forward), NaN invalid."""
@@ -57,12 +41,13 @@ class RGBDFrame:
     rgb: np.ndarray
     depth: np.ndarray
     points: np.ndarray
-    intrinsics: Intrinsics
+    intrinsics: PinholeIntrinsics
+    fit_rms_px: float = 0.0  # residual of the intrinsics fit
 
     def crop(self, x0: int, y0: int, width: int, height: int) -> "RGBDFrame":
         window = (slice(y0, y0 + height), slice(x0, x0 + width))
         return RGBDFrame(self.rgb[window].copy(), self.depth[window].copy(), self.points[window].copy(),
-                         self.intrinsics.cropped(x0, y0, width, height))
+                         self.intrinsics.cropped(x0, y0, width, height), self.fit_rms_px)
 
 
 def lzf_decompress(data: bytes, size: int) -> bytes:
@@ -159,9 +144,10 @@ def read_pcd(path: Path | str) -> PointCloud:
     return PointCloud(width, height, fields)
 
 
-def fit_intrinsics(points: np.ndarray) -> Intrinsics:
+def fit_intrinsics(points: np.ndarray) -> tuple[PinholeIntrinsics, float]:
     """Least-squares pinhole fit from an organised cloud's points (H, W, 3), NaN invalid:
-    u = fx x/z + cx and v = fy y/z + cy over every valid pixel (u column, v row)."""
+    u = fx x/z + cx and v = fy y/z + cy over every valid pixel (u column, v row).
+    Returns the intrinsics and the fit's RMS residual in pixels."""
     height, width = points.shape[:2]
     v, u = np.mgrid[0:height, 0:width]
     valid = np.isfinite(points).all(axis=2) & (points[..., 2] > 0)
@@ -177,7 +163,7 @@ def fit_intrinsics(points: np.ndarray) -> Intrinsics:
         residuals.append(pixel - design @ np.array([focal, centre]))
     fx, cx, fy, cy = solution
     rms = float(np.sqrt(np.mean(np.concatenate(residuals) ** 2)))
-    return Intrinsics(float(fx), float(fy), float(cx), float(cy), width, height, rms)
+    return PinholeIntrinsics(float(fx), float(fy), float(cx), float(cy), width, height), rms
 
 
 def rgbd_from_cloud(cloud: PointCloud) -> RGBDFrame:
@@ -192,7 +178,7 @@ def rgbd_from_cloud(cloud: PointCloud) -> RGBDFrame:
     points = np.stack([cloud.fields[k].astype(np.float32) for k in "xyz"], axis=-1)
     points[~np.isfinite(points).all(axis=2) | (points[..., 2] <= 0)] = np.nan
     depth = points[..., 2].copy()
-    return RGBDFrame(rgb, depth, points, fit_intrinsics(points))
+    return RGBDFrame(rgb, depth, points, *fit_intrinsics(points))
 
 
 def read_rgbd(path: Path | str) -> RGBDFrame:

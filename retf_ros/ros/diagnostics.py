@@ -5,7 +5,8 @@ once per diagnostics period and :func:`diagnostic_statuses` turns it into four s
 ``<node>: inputs`` (per-modality rate, stamp age, state), ``<node>: synchronisation`` (drop
 counts by modality/reason), ``<node>: inference`` (lifecycle state, device actually used,
 latency percentiles, skipped windows, configure errors) and ``<node>: effective rank`` (the
-last window's erank health). Levels are bytes (DiagnosticStatus.OK == b'\\x00').
+last window's erank health); pose_node's are ``inputs``, ``synchronisation`` and ``pose``
+(:func:`pose_statuses`). Levels are bytes (DiagnosticStatus.OK == b'\\x00').
 """
 from __future__ import annotations
 
@@ -80,8 +81,52 @@ def _status(health: NodeHealth, part: str, level: bytes, message: str, values: d
                             hardware_id=health.device or "none", values=_kv(values))
 
 
+@dataclass
+class PoseHealth:
+    """pose_node's own part of a snapshot (its inputs and drops are in the NodeHealth)."""
+
+    frames: int = 0                                # RGB-D pairs estimated since activation
+    detection_rate: float | None = None            # share of the recent pairs with a person
+    landmarks_with_depth: float | None = None      # mean landmarks lifted to 3D per recent detection
+    landmarks: int = 0                             # landmarks per person in the layout
+    layout: str = ""
+    camera_info: str = ""                          # "" until a CameraInfo arrived, else "WxH"
+    process_ms: dict[str, float] | None = None     # estimation + lifting per frame
+    age_ms: dict[str, float] | None = None         # publish time - source stamp
+
+
 def diagnostic_statuses(health: NodeHealth) -> list[DiagnosticStatus]:
     return [_inputs(health), _synchronisation(health), _inference(health), _erank(health)]
+
+
+def pose_statuses(health: NodeHealth, pose: PoseHealth) -> list[DiagnosticStatus]:
+    """pose_node's statuses: ``inputs`` and ``synchronisation`` as anticipation_node's, and ``pose``."""
+    return [_inputs(health), _synchronisation(health), _pose(health, pose)]
+
+
+def _pose(health: NodeHealth, pose: PoseHealth) -> DiagnosticStatus:
+    values = {"lifecycle_state": health.lifecycle_state, "layout": pose.layout or "none", "frames": pose.frames,
+              "detection_rate": pose.detection_rate, "landmarks_with_depth": pose.landmarks_with_depth,
+              "landmarks": pose.landmarks, "camera_info": pose.camera_info or "none"}
+    for prefix, summary in (("process_ms", pose.process_ms), ("age_ms", pose.age_ms)):
+        for key in ("p50", "p95", "max"):
+            values[f"{prefix}.{key}"] = None if summary is None else summary[key]
+    if health.error:
+        values["error"] = health.error
+        return _status(health, "pose", DiagnosticStatus.ERROR, health.error, values)
+    if health.lifecycle_state != "active":
+        return _status(health, "pose", DiagnosticStatus.OK, health.lifecycle_state, values)
+    if not pose.camera_info:
+        return _status(health, "pose", DiagnosticStatus.WARN,
+                       "no CameraInfo received yet: frames cannot be lifted to 3D and are dropped", values)
+    if pose.detection_rate is None:
+        return _status(health, "pose", DiagnosticStatus.OK, "no frame estimated yet", values)
+    message = f"person in {100 * pose.detection_rate:.0f}% of recent frames"
+    if pose.landmarks_with_depth is not None:
+        message += f", {pose.landmarks_with_depth:.1f}/{pose.landmarks} landmarks with depth"
+    if pose.process_ms is not None:
+        message += f", {pose.process_ms['p50']:.1f} ms per frame"
+    return _status(health, "pose", DiagnosticStatus.OK, message, values)
 
 
 def _inputs(health: NodeHealth) -> DiagnosticStatus:

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
@@ -37,7 +36,7 @@ from retf_ros.runtime.messages import (InvalidMessage, SkeletonReader, compresse
                                        image_to_array, stamp_nanoseconds)
 from retf_ros.runtime.sync import NS, ApproximateTimeSynchronizer, SyncConfig
 from retf_ros.ros.diagnostics import LatencyWindow, ModalityHealth, NodeHealth, diagnostic_statuses
-from retf_ros.ros.params import PARAMETERS, descriptor, validation_problem
+from retf_ros.ros.params import PARAMETERS, declare_parameters
 from retf_ros.ros.qos import input_qos, output_qos
 from retf_ros.ros.shutdown import until_signalled
 
@@ -72,10 +71,7 @@ class ThrottledLog:
 class AnticipationNode(LifecycleNode):
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
-        # Registered before declaring, so a bad value from YAML or -p is refused at declaration.
-        self.add_on_set_parameters_callback(self._check_parameters)
-        for spec in PARAMETERS:
-            self.declare_parameter(spec.name, spec.default, descriptor(spec))
+        declare_parameters(self, PARAMETERS)
         self._lifecycle = "unconfigured"
         self._error = ""
         self._checkpoint = None
@@ -105,14 +101,6 @@ class AnticipationNode(LifecycleNode):
     # ------------------------------------------------------------------ parameters
     def _p(self, name: str):
         return self.get_parameter(name).value
-
-    def _check_parameters(self, parameters) -> SetParametersResult:
-        for parameter in parameters:
-            problem = validation_problem(parameter.name, parameter.value)
-            if problem:
-                self.get_logger().error(f"refused: {problem}")
-                return SetParametersResult(successful=False, reason=problem)
-        return SetParametersResult(successful=True)
 
     def _reset_counters(self) -> None:
         self._inference_ms = LatencyWindow()
@@ -427,20 +415,18 @@ def _skeleton_message_type(kind: str):
     return PoseArray
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``anticipation_node`` (``--ros-args --params-file FILE -p name:=value``).
-
-    Exit status 0 after SIGINT/SIGTERM, 2 when a parameter value is refused at start-up.
-    """
+def run_lifecycle_node(make_node, program: str, argv: list[str] | None) -> int:
+    """Run a lifecycle node built by ``make_node()`` until SIGINT/SIGTERM (autostart: configure +
+    activate first). Exit status 0 after the signal, 2 when a parameter value is refused at start-up."""
     rclpy.init(args=argv if argv is not None else sys.argv)
     node = None
     try:
         with until_signalled():
             try:
-                node = AnticipationNode()
+                node = make_node()
             except (rclpy.exceptions.InvalidParameterValueException, rclpy.exceptions.InvalidParameterTypeException,
                     rclpy.exceptions.ParameterException) as exc:
-                print(f"anticipation_node: error: {exc}", file=sys.stderr)
+                print(f"{program}: error: {exc}", file=sys.stderr)
                 return 2
             if node.get_parameter("autostart").value and node.trigger_configure() == SUCCESS:
                 node.trigger_activate()
@@ -453,6 +439,14 @@ def main(argv: list[str] | None = None) -> int:
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``anticipation_node`` (``--ros-args --params-file FILE -p name:=value``).
+
+    Exit status 0 after SIGINT/SIGTERM, 2 when a parameter value is refused at start-up.
+    """
+    return run_lifecycle_node(AnticipationNode, NODE_NAME, argv)
 
 
 if __name__ == "__main__":
