@@ -80,8 +80,12 @@ def test_launch_file_names_the_installed_executable_and_config():
     setup = (REPO / "setup.py").read_text()
     assert f'"{executable} = retf_ros.ros.node:main"' in setup
     assert (REPO / "config" / "anticipation.yaml").exists() and '"config", "anticipation.yaml"' in source
-    for argument in ("namespace", "params_file", "device", "autostart", "rgb_topic", "depth_topic", "skeleton_topic"):
+    for argument in ("namespace", "params_file", "device", "autostart", "rgb_topic", "depth_topic", "skeleton_topic",
+                     "pose", "camera_info_topic", "pose_params_file"):
         assert f'"{argument}"' in source
+    pose_executable = ast.literal_eval(constants["POSE_EXECUTABLE"])
+    assert f'"{pose_executable} = retf_ros.ros.pose_node:main"' in setup
+    assert (REPO / "config" / "pose.yaml").exists() and '"config", "pose.yaml"' in source
     assert 'glob("launch/*.launch.py")' in setup and 'glob("config/*.yaml")' in setup
 
 
