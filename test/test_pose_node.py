@@ -6,13 +6,13 @@ from __future__ import annotations
 import math
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
-from retf_ros.ros.processes import POSE_NODE_MODULE, leftover_shm, node_argv, shm_files_of, start_session, wait_for
+from retf_ros.ros.processes import (POSE_NODE_MODULE, leftover_shm, node_argv, shm_files_of, start_probe,
+                                    start_session, wait_for)
 
 pytest.importorskip("mediapipe", reason="MediaPipe is not installed (requirements-pose.txt)")
 pytestmark = pytest.mark.timeout(300)
@@ -119,6 +119,24 @@ def test_bad_input_is_dropped_counted_and_serving_continues(session):
     session.wait_for_skeleton(lambda e: len(_finite(e["joints"])) >= 15, 30, "a full skeleton after bad input")
     for reason in ("size_mismatch", "depth_all_invalid"):
         wait_for(lambda: reason in session.pose.log(), 10, f"a log line about {reason}")
+
+
+def test_markers_while_subscribed_and_lifecycle_of_pose_node(session, ros_env_shared):
+    # a second probe, on pose_node: its markers and its lifecycle services
+    probe = start_probe(ros_env_shared, session.log_dir / "pose_probe", node_name=f"{session.namespace}/pose_node",
+                        visuals=True)
+    try:
+        markers = wait_for(lambda: probe.events("markers"), 30, "pose_node markers")
+        assert markers[-1]["stamps"][0] in session.published_stamps()
+        assert probe.command("transition deactivate")["success"] is True
+        time.sleep(1.0)
+        count = len(session.skeletons())
+        time.sleep(1.5)
+        assert len(session.skeletons()) == count
+        assert probe.command("transition activate")["success"] is True
+        session.wait_for_skeleton(lambda e: len(e["joints"]) == 33, 30, "PoseArrays again after activate")
+    finally:
+        probe.stop()
 
 
 def test_a_bad_parameter_value_is_refused_at_start_up(ros_env_shared):
