@@ -21,8 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from retf_ros.bench import machine_description, median_ms
 from retf_ros.bench.node import _doc_stamp_ns, _percentiles
 

@@ -27,29 +27,28 @@ import time
 from collections import Counter, deque
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Pose, PoseArray
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from retf_ros.errors import RetfError
 from retf_ros.pose.lifting import LiftConfig, PinholeIntrinsics, lift_landmarks
-from retf_ros.runtime.messages import (InvalidMessage, compressed_image_to_array, frame_id, image_to_array,
-                                       stamp_nanoseconds)
-from retf_ros.runtime.sync import NS, ApproximateTimeSynchronizer, SyncConfig
-from retf_ros.ros.diagnostics import LatencyWindow, ModalityHealth, NodeHealth, PoseHealth, pose_statuses
-from retf_ros.ros.node import ThrottledLog, run_lifecycle_node
-from retf_ros.ros.params import POSE_PARAMETERS, declare_parameters
-from retf_ros.ros.qos import input_qos, output_qos
+from retf_ros.runtime.messages import InvalidMessage
+from retf_ros.runtime.sync import ApproximateTimeSynchronizer, SyncConfig
+from retf_ros.ros.diagnostics import LatencyWindow, NodeHealth, PoseHealth, add_sync_health, pose_statuses
+from retf_ros.ros.lifecycle import SUCCESS, SensorLifecycleNode, run_lifecycle_node
+from retf_ros.ros.params import POSE_PARAMETERS
+from retf_ros.ros.qos import output_qos
 from retf_ros.ros.visualisation import skeleton_markers, stamp_msg
 
 NODE_NAME = "pose_node"
-SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 RECENT_FRAMES = 100  # detection rate and landmarks with depth are over the last this many pairs
 # An RGB frame waits this long (wall time) for its depth partner before it is dropped as unmatched.
 PAIR_WAIT_S = 0.2
+# An input with nothing received for this long is reported "missing" in /diagnostics (s).
+INPUT_MAX_AGE_S = 1.0
 # The input each whole-frame drop reason is about (the key prefix in /diagnostics).
 FRAME_DROP_TOPICS = {"no_camera_info": "camera_info", "camera_info_size": "camera_info", "size_mismatch": "depth"}
 BONES = (("shoulder_left", "shoulder_right"), ("hip_left", "hip_right"),
@@ -79,37 +78,14 @@ def pose_array(joints: np.ndarray, header: Header) -> PoseArray:
     return msg
 
 
-class PoseNode(LifecycleNode):
+class PoseNode(SensorLifecycleNode):
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
-        super().__init__(node_name, **kwargs)
-        declare_parameters(self, POSE_PARAMETERS)
-        self._lifecycle = "unconfigured"
-        self._error = ""
+        super().__init__(node_name, POSE_PARAMETERS, **kwargs)
         self._estimator = None
         self._lift_config: LiftConfig | None = None
         self._bones: list[tuple[int, int]] = []
-        self._sync: ApproximateTimeSynchronizer | None = None
         self._intrinsics: PinholeIntrinsics | None = None
-        self._camera_info_frames = 0
-        self._inputs = []
-        self._outputs: dict = {}
-        self._worker: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._reported_drops: dict[str, int] = {}
         self._reset_counters()
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", output_qos())
-        self._diagnostics_timer = None
-        self._apply_reporting_parameters()
-
-    def _p(self, name: str):
-        return self.get_parameter(name).value
-
-    def _apply_reporting_parameters(self) -> None:
-        if self._diagnostics_timer is not None:
-            self.destroy_timer(self._diagnostics_timer)
-        self._diagnostics_timer = self.create_timer(1.0 / self._p("diagnostics.rate_hz"), self._publish_diagnostics)
-        self._log = ThrottledLog(self.get_logger(), self._p("diagnostics.log_throttle_s"))
 
     def _reset_counters(self) -> None:
         self._process_ms = LatencyWindow()
@@ -133,9 +109,7 @@ class PoseNode(LifecycleNode):
                                             min_tracking_confidence=self._p("estimator.min_tracking_confidence"),
                                             tracking=self._p("estimator.tracking"))
         except (RetfError, ValueError, RuntimeError) as exc:
-            self._error = f"configure failed: {exc}"
-            self.get_logger().error(self._error)
-            return FAILURE
+            return self._fail("configure", str(exc))
         layout = self._estimator.layout
         self._bones = [(layout.index(a), layout.index(b)) for a, b in BONES]
         self._outputs = {"skeleton": self.create_publisher(PoseArray, "skeleton", output_qos()),
@@ -147,6 +121,7 @@ class PoseNode(LifecycleNode):
         return SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._error = ""
         self._sync = ApproximateTimeSynchronizer(SyncConfig(
             modalities=("rgb", "depth"), reference="rgb", slop_s=self._p("sync.slop_s"),
             queue_size=self._p("sync.queue_size"), policy="require_all", wait_s=PAIR_WAIT_S))
@@ -159,87 +134,33 @@ class PoseNode(LifecycleNode):
         self._lifecycle = "active"
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_active()
-        self._lifecycle = "inactive"
-        return super().on_deactivate(state)
-
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for publisher in self._outputs.values():
-            self.destroy_publisher(publisher)
-        self._outputs = {}
+        self._destroy_outputs()
         self._close_estimator()
         self._lifecycle = "unconfigured"
         return SUCCESS
 
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.stop()
-        return SUCCESS
-
     def stop(self) -> None:
-        self._stop_active()
+        super().stop()
         self._close_estimator()
-        self._lifecycle = "finalized"
 
     def _close_estimator(self) -> None:
         if self._estimator is not None:
             self._estimator.close()
             self._estimator = None
 
-    def _stop_active(self) -> None:
-        for subscription in self._inputs:
-            self.destroy_subscription(subscription)
-        self._inputs = []
-        self._stop.set()
-        self._wake.set()
-        if self._worker is not None:
-            self._worker.join()
-            self._worker = None
-
     # ------------------------------------------------------------------ input side
     def _subscribe(self) -> None:
-        def qos(topic):
-            return input_qos(self._p(f"qos.{topic}.reliability"), self._p(f"qos.{topic}.history"),
-                             self._p(f"qos.{topic}.depth"))
-
-        if self._p("rgb.compressed"):
-            rgb = self.create_subscription(CompressedImage, "rgb/image_raw/compressed",
-                                           lambda m: self._on_frame("rgb", m, compressed_image_to_array), qos("rgb"))
-        else:
-            rgb = self.create_subscription(Image, "rgb/image_raw", lambda m: self._on_frame("rgb", m, image_to_array),
-                                           qos("rgb"))
-        depth = self.create_subscription(Image, "depth/image_raw",
-                                         lambda m: self._on_frame("depth", m, image_to_array), qos("depth"))
-        info = self.create_subscription(CameraInfo, "rgb/camera_info", self._on_camera_info, qos("camera_info"))
-        self._inputs = [rgb, depth, info]
+        self._subscribe_images()
+        self._inputs.append(self.create_subscription(CameraInfo, "rgb/camera_info", self._on_camera_info,
+                                                     self._input_qos("camera_info")))
 
     def _on_camera_info(self, msg) -> None:
         try:
             self._intrinsics = intrinsics_from_camera_info(msg)
-            self._camera_info_frames += 1
         except InvalidMessage as exc:
             self._frame_errors[f"camera_info/{exc.reason}"] += 1
             self._log.warning("camera_info", f"ignored CameraInfo: {exc}")
-
-    def _on_frame(self, modality: str, msg, convert) -> None:
-        """Subscription callback: convert and store only (estimation runs in the worker)."""
-        received = time.monotonic()
-        sync = self._sync
-        if sync is None:
-            return
-        try:
-            array = convert(msg)
-            expected_ndim = 3 if modality == "rgb" else 2
-            if array.ndim != expected_ndim:
-                raise InvalidMessage("encoding", f"the {modality} topic carries a "
-                                     f"{'depth' if array.ndim == 2 else 'colour'} encoding")
-            stamp_ns = stamp_nanoseconds(msg)
-        except InvalidMessage as exc:
-            sync.count_drop(modality, exc.reason, received)
-            self._log.warning(f"{modality}/{exc.reason}", f"dropped {modality} message: {exc}")
-            return
-        if sync.add(modality, stamp_ns, array, frame_id(msg), received):
-            self._wake.set()
 
     # ------------------------------------------------------------------ the worker
     def _work(self) -> None:
@@ -299,21 +220,8 @@ class PoseNode(LifecycleNode):
         sync = self._sync
         if sync is None or self._lifecycle != "active":
             return health, pose
-        now_wall, now_ros = time.monotonic(), self.get_clock().now().nanoseconds
-        for modality, stats in sync.stats(now_wall).items():
-            fresh = stats.last_received is not None and now_wall - stats.last_received <= 1.0
-            age = None if stats.last_stamp_ns is None else (now_ros - stats.last_stamp_ns) / NS
-            health.modalities[modality] = ModalityHealth(state=("ok" if fresh else "missing") if stats.frames
-                                                         else "waiting", rate_hz=stats.rate_hz, stamp_age_s=age,
-                                                         frames=stats.frames)
-        drops = {**sync.drops(), **self._frame_errors}
-        health.drops = drops
-        health.new_drops = {k: n - self._reported_drops.get(k, 0) for k, n in drops.items()
-                            if n > self._reported_drops.get(k, 0)}
-        if health.new_drops:
-            health.last_drop = sorted(health.new_drops.items(), key=lambda kv: -kv[1])[0][0]
-        self._reported_drops = drops
-        health.resets = sync.resets
+        self._reported_drops = add_sync_health(health, sync, self._frame_errors, self._reported_drops,
+                                               INPUT_MAX_AGE_S, self.get_clock().now().nanoseconds)
         intrinsics = self._intrinsics
         detected, with_depth = list(self._detected), list(self._with_depth)
         pose.frames = self._frames
@@ -324,10 +232,8 @@ class PoseNode(LifecycleNode):
         pose.age_ms = self._age_ms.summary()
         return health, pose
 
-    def _publish_diagnostics(self) -> None:
-        array = DiagnosticArray(status=pose_statuses(*self.health()))
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics_pub.publish(array)
+    def diagnostic_statuses(self) -> list:
+        return pose_statuses(*self.health())
 
 
 def main(argv: list[str] | None = None) -> int:
