@@ -251,3 +251,15 @@ def test_numpy_and_torch_layout_conversions_agree():
     got = convert_layout(torch.from_numpy(points), MEDIAPIPE_33, KINECT_V2_25).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-6, equal_nan=True)
     assert np.isnan(got[1, KINECT_V2_25.index("pelvis")]).all() and np.isfinite(got[0, 0]).all()
+
+
+def test_a_mediapipe_skeleton_keeps_its_shape_in_a_kinect_model():
+    """Without a derived pelvis the Kinect origin is missing and normalisation zeroes the frame."""
+    from retf_ros.fusion.inputs import prepare_skeleton
+
+    points = np.random.default_rng(5).normal(0, 0.3, (33, 3)).astype(np.float32) + (0, 0, 2.5)
+    points[:11] = np.nan  # the face, seen from behind
+    model = prepare_skeleton(points, "kinect_v2_25", "mediapipe_33").numpy()
+    wrist = KINECT_V2_25.index("wrist_left")
+    assert np.abs(model[wrist]).sum() > 0.1 and np.isfinite(model).all()
+    assert np.allclose(model[KINECT_V2_25.index("pelvis")], 0.0, atol=1e-6)  # the origin
