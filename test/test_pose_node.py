@@ -14,7 +14,6 @@ import pytest
 from retf_ros.ros.processes import (POSE_NODE_MODULE, leftover_shm, node_argv, shm_files_of, start_probe,
                                     start_session, wait_for)
 
-pytest.importorskip("mediapipe", reason="MediaPipe is not installed (requirements-pose.txt)")
 pytestmark = pytest.mark.timeout(300)
 RATE_HZ = 6
 FRAME = "camera_color_optical_frame"
@@ -29,6 +28,7 @@ def real_frame(shared_data):
 
 @pytest.fixture(scope="module")
 def session(ros_env_shared, tiny_checkpoint, unique_namespace, tmp_path_factory, shared_data):
+    pytest.importorskip("mediapipe", reason="MediaPipe is not installed (requirements-pose.txt)")
     log_dir = tmp_path_factory.mktemp("pose")
     # CameraInfo is held back at first: the first test checks the node without it.
     session = start_session(ros_env_shared, log_dir, namespace=unique_namespace, checkpoint=tiny_checkpoint,
@@ -150,3 +150,31 @@ def test_sigint_exits_zero_without_leaking_shared_memory(session):
     codes = session.stop(signal.SIGINT)
     assert codes == {"node": 0, "pose": 0, "camera": 0, "probe": 0}, session.pose.log()[-2000:]
     assert leftover_shm(segments) == set()
+
+
+def test_camera_info_gives_the_intrinsics_and_an_uncalibrated_one_is_refused():
+    from sensor_msgs.msg import CameraInfo
+
+    from retf_ros.pose.lifting import PinholeIntrinsics
+    from retf_ros.ros.pose_node import intrinsics_from_camera_info
+    from retf_ros.runtime.messages import InvalidMessage
+
+    info = CameraInfo(width=640, height=480, k=[525.0, 0.0, 319.5, 0.0, 526.0, 239.5, 0.0, 0.0, 1.0])
+    assert intrinsics_from_camera_info(info) == PinholeIntrinsics(525.0, 526.0, 319.5, 239.5, 640, 480)
+    with pytest.raises(InvalidMessage) as refused:
+        intrinsics_from_camera_info(CameraInfo(width=640, height=480))  # K all zero: never calibrated
+    assert refused.value.reason == "camera_info"
+
+
+def test_pose_array_keeps_missing_joints_as_nan_and_nobody_as_empty():
+    from std_msgs.msg import Header
+
+    from retf_ros.ros.pose_node import pose_array
+    from retf_ros.runtime.messages import pose_array_to_skeleton
+
+    joints = np.arange(99, dtype=np.float32).reshape(33, 3)
+    joints[5] = np.nan
+    msg = pose_array(joints, Header(frame_id="cam"))
+    assert len(msg.poses) == 33 and msg.poses[0].orientation.w == 1.0
+    np.testing.assert_array_equal(pose_array_to_skeleton(msg, "mediapipe_33"), joints)
+    assert len(pose_array(np.zeros((0, 3), np.float32), Header()).poses) == 0
