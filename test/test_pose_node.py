@@ -4,8 +4,10 @@ One session serves the tests of this module in order; each test leaves it servin
 from __future__ import annotations
 
 import math
+import re
 import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -178,3 +180,19 @@ def test_pose_array_keeps_missing_joints_as_nan_and_nobody_as_empty():
     assert len(msg.poses) == 33 and msg.poses[0].orientation.w == 1.0
     np.testing.assert_array_equal(pose_array_to_skeleton(msg, "mediapipe_33"), joints)
     assert len(pose_array(np.zeros((0, 3), np.float32), Header()).poses) == 0
+
+
+def test_pose_demo_runs_frames_through_both_nodes(ros_env, shared_data, tmp_path):
+    pytest.importorskip("mediapipe", reason="MediaPipe is not installed (requirements-pose.txt)")
+    result = subprocess.run([sys.executable, "-m", "retf_ros", "demo", "--pose", "--pcd",
+                             str(shared_data / "pcl" / "five_people.pcd"), "--duration", "6", "--report",
+                             str(tmp_path / "demo"), "--domain-id", ros_env["ROS_DOMAIN_ID"]],
+                            env=ros_env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    summary = next(line for line in result.stdout.splitlines() if line.startswith("pose_node: ") and "a person in" in line)
+    arrays, with_person = (int(n) for n in re.match(r"pose_node: (\d+) PoseArrays, a person in (\d+)", summary).groups())
+    assert arrays > 0 and with_person > 0
+    anticipations = next(line for line in result.stdout.splitlines() if line.startswith("anticipation_node: "))
+    count, with_skeleton = (int(n) for n in re.match(r"anticipation_node: (\d+) anticipations, skeleton 'ok' in (\d+)",
+                                                       anticipations).groups())
+    assert count > 0 and with_skeleton > 0, result.stdout[-3000:]
