@@ -28,6 +28,7 @@ setup(
         "console_scripts": [
             "retf = retf_ros.cli:main",
             "anticipation_node = retf_ros.ros.node:main",
+            "pose_node = retf_ros.ros.pose_node:main",
         ],
     },
 )

@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+# ../shared/data next to the checkout (CI); a worktree elsewhere on a development machine finds
+# the same folder through RETF_SHARED_DATA or at /work/shared/data.
+SHARED_DATA = next((p for p in (REPO_ROOT.parent / "shared" / "data", Path(os.environ.get("RETF_SHARED_DATA", "")),
+                                Path("/work/shared/data")) if str(p) != "." and p.is_dir()),
+                   REPO_ROOT.parent / "shared" / "data")
 PYTHON = sys.executable
 
 
@@ -37,7 +41,7 @@ def ros_env(tmp_path_factory):
     yield from _loopback_env(tmp_path_factory.mktemp("ros_log"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real recorded data next to the checkout (../shared/data); skips when absent."""
     if not SHARED_DATA.is_dir():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from retf_ros.fusion.skeleton import AZURE_KINECT_32, KINECT_V1_20, KINECT_V2_25, MEDIAPIPE_33
-from retf_ros.runtime.messages import (InvalidMessage, array_to_image_fields, compressed_image_to_array,
+from retf_ros.runtime.messages import (InvalidMessage, array_to_image_fields, compressed_image_to_array, convert_joints,
                                        image_to_array, marker_array_to_skeleton, pose_array_to_skeleton,
                                        stamp_nanoseconds)
 
@@ -214,3 +214,52 @@ def test_marker_array_joints_the_tracker_lacks_are_nan():
     assert missing and np.isnan(out[missing]).all()
     present = [j for j in range(33) if j not in missing]
     np.testing.assert_array_equal(out[present], 1.0)
+
+
+def test_empty_pose_array_means_nobody_in_view():
+    with pytest.raises(InvalidMessage) as info:
+        pose_array_to_skeleton(_pose_array(np.zeros((0, 3))), MEDIAPIPE_33)
+    assert info.value.reason == "no_body"
+
+
+def test_mediapipe_joints_give_the_kinect_spine_as_midpoints_and_missing_stays_missing():
+    rng = np.random.default_rng(3)
+    points = rng.normal(0, 1, (33, 3)).astype(np.float32)
+    points[MEDIAPIPE_33.index("ear_right")] = np.nan  # a landmark without depth
+    out = convert_joints(points, MEDIAPIPE_33, KINECT_V2_25)
+    at = {name: points[MEDIAPIPE_33.index(name)] for name in MEDIAPIPE_33.joints}
+    np.testing.assert_allclose(out[KINECT_V2_25.index("pelvis")], (at["hip_left"] + at["hip_right"]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(out[KINECT_V2_25.index("spine_shoulder")],
+                               (at["shoulder_left"] + at["shoulder_right"]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(out[KINECT_V2_25.index("spine_mid")], np.mean(
+        [at[n] for n in ("hip_left", "hip_right", "shoulder_left", "shoulder_right")], axis=0), rtol=1e-5)
+    np.testing.assert_array_equal(out[KINECT_V2_25.index("wrist_left")], at["wrist_left"])
+    # the head needs both ears; the neck and the hands are not landmarks of MediaPipe at all
+    for name in ("head", "neck", "hand_left", "hand_right"):
+        assert np.isnan(out[KINECT_V2_25.index(name)]).all(), name
+    assert np.isfinite(out).all(axis=1).sum() == 25 - 4
+
+
+def test_numpy_and_torch_layout_conversions_agree():
+    import torch
+
+    from retf_ros.fusion.skeleton import convert_layout
+
+    points = np.random.default_rng(4).normal(0, 1, (2, 33, 3)).astype(np.float32)
+    points[1, 24] = np.nan
+    expected = np.stack([convert_joints(p, MEDIAPIPE_33, KINECT_V2_25) for p in points])
+    got = convert_layout(torch.from_numpy(points), MEDIAPIPE_33, KINECT_V2_25).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-6, equal_nan=True)
+    assert np.isnan(got[1, KINECT_V2_25.index("pelvis")]).all() and np.isfinite(got[0, 0]).all()
+
+
+def test_a_mediapipe_skeleton_keeps_its_shape_in_a_kinect_model():
+    """Without a derived pelvis the Kinect origin is missing and normalisation zeroes the frame."""
+    from retf_ros.fusion.inputs import prepare_skeleton
+
+    points = np.random.default_rng(5).normal(0, 0.3, (33, 3)).astype(np.float32) + (0, 0, 2.5)
+    points[:11] = np.nan  # the face, seen from behind
+    model = prepare_skeleton(points, "kinect_v2_25", "mediapipe_33").numpy()
+    wrist = KINECT_V2_25.index("wrist_left")
+    assert np.abs(model[wrist]).sum() > 0.1 and np.isfinite(model).all()
+    assert np.allclose(model[KINECT_V2_25.index("pelvis")], 0.0, atol=1e-6)  # the origin

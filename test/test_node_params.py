@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from retf_ros.ros.params import PARAMETERS, SPECS, descriptor, validation_problem
+from retf_ros.ros.params import PARAMETERS, POSE_PARAMETERS, POSE_SPECS, SPECS, descriptor, validation_problem
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,17 +21,23 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return out
 
 
-def test_yaml_lists_every_parameter_with_its_default():
-    config = yaml.safe_load((REPO / "config" / "anticipation.yaml").read_text())
+NODE_TABLES = pytest.mark.parametrize("config_file, specs", [("anticipation.yaml", SPECS),
+                                                              ("pose.yaml", POSE_SPECS)])
+
+
+@NODE_TABLES
+def test_yaml_lists_every_parameter_with_its_default(config_file, specs):
+    config = yaml.safe_load((REPO / "config" / config_file).read_text())
     values = _flatten(config["/**"]["ros__parameters"])
-    assert set(values) == set(SPECS)
+    assert set(values) == set(specs)
     for name, value in values.items():
-        default = SPECS[name].default
+        default = specs[name].default
         assert value == default and type(value) is type(default), name
 
 
-def test_yaml_documents_every_parameter_with_a_comment():
-    lines = (REPO / "config" / "anticipation.yaml").read_text().splitlines()
+@NODE_TABLES
+def test_yaml_documents_every_parameter_with_a_comment(config_file, specs):
+    lines = (REPO / "config" / config_file).read_text().splitlines()
     for i, line in enumerate(lines):
         match = re.match(r"^(\s*)(\w+): \S", line)
         if match and not lines[i - 1].strip().startswith("#"):
@@ -42,7 +48,7 @@ def test_yaml_documents_every_parameter_with_a_comment():
 def test_every_parameter_has_description_type_and_range_or_choices():
     from rcl_interfaces.msg import ParameterType
 
-    for spec in PARAMETERS:
+    for spec in (*PARAMETERS, *POSE_PARAMETERS):
         d = descriptor(spec)
         assert d.name == spec.name and len(d.description) > 20
         assert d.type != ParameterType.PARAMETER_NOT_SET
@@ -80,8 +86,12 @@ def test_launch_file_names_the_installed_executable_and_config():
     setup = (REPO / "setup.py").read_text()
     assert f'"{executable} = retf_ros.ros.node:main"' in setup
     assert (REPO / "config" / "anticipation.yaml").exists() and '"config", "anticipation.yaml"' in source
-    for argument in ("namespace", "params_file", "device", "autostart", "rgb_topic", "depth_topic", "skeleton_topic"):
+    for argument in ("namespace", "params_file", "device", "autostart", "rgb_topic", "depth_topic", "skeleton_topic",
+                     "pose", "camera_info_topic", "pose_params_file"):
         assert f'"{argument}"' in source
+    pose_executable = ast.literal_eval(constants["POSE_EXECUTABLE"])
+    assert f'"{pose_executable} = retf_ros.ros.pose_node:main"' in setup
+    assert (REPO / "config" / "pose.yaml").exists() and '"config", "pose.yaml"' in source
     assert 'glob("launch/*.launch.py")' in setup and 'glob("config/*.yaml")' in setup
 
 
@@ -100,3 +110,11 @@ def test_node_documentation_lists_every_parameter():
     text = (REPO / "docs" / "node.md").read_text()
     missing = [spec.name for spec in PARAMETERS if f"`{spec.name}`" not in text]
     assert missing == []
+    pose_section = text[text.index("## pose_node"):]
+    assert [spec.name for spec in POSE_PARAMETERS if f"`{spec.name}`" not in pose_section] == []
+
+
+def test_pose_node_refuses_bad_values_naming_the_parameter():
+    problem = validation_problem("lifting.min_visibility", 1.5, POSE_SPECS)
+    assert problem is not None and "'lifting.min_visibility'" in problem
+    assert validation_problem("qos.camera_info.reliability", "sometimes", POSE_SPECS) is not None

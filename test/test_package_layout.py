@@ -28,7 +28,8 @@ def test_ament_resource_marker_and_share_folders_exist():
 def test_console_scripts_resolve_to_callables():
     scripts = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="console_scripts")
                if ep.value.startswith("retf_ros")}
-    assert scripts == {"retf": "retf_ros.cli:main", "anticipation_node": "retf_ros.ros.node:main"}
+    assert scripts == {"retf": "retf_ros.cli:main", "anticipation_node": "retf_ros.ros.node:main",
+                       "pose_node": "retf_ros.ros.pose_node:main"}
     for value in scripts.values():
         module, func = value.split(":")
         assert callable(getattr(importlib.import_module(module), func))

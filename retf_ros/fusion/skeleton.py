@@ -1,13 +1,16 @@
 """Skeleton joint layouts and the normalisation every skeleton goes through before the model.
 
 Joint names are shared across layouts where two trackers mean the same body point, so a
-skeleton in one layout converts to another by name (``convert_layout``); joints a layout
-lacks become NaN (missing), which the model treats like a dropped joint.
+skeleton in one layout converts to another by name (``convert_layout``). A joint the source
+layout lacks but defines as a midpoint (``DERIVED_JOINTS``: the Kinect spine joints from the
+hips and shoulders of an image-based estimator) is the mean of those joints; any other joint a
+layout lacks becomes NaN (missing), which the model treats like a dropped joint.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 @dataclass(frozen=True)
@@ -111,19 +114,58 @@ def get_layout(name: str) -> SkeletonLayout:
         raise ValueError(f"unknown skeleton layout {name!r}; known: {', '.join(sorted(LAYOUTS))}") from None
 
 
-def layout_index_map(src: SkeletonLayout, dst: SkeletonLayout) -> list[int]:
-    """For each joint of ``dst``, its index in ``src`` or -1 when ``src`` lacks it."""
+# Joints that layouts without them still determine: the mean of these joints (all present,
+# else the joint is missing). Kinect's pelvis (spine base) and spine_shoulder lie between the
+# hips and the shoulders, spine_mid between the two, the head centre between the ears. Without
+# a pelvis, normalise_skeleton has no origin and zeroes the whole frame.
+DERIVED_JOINTS: dict[str, tuple[str, ...]] = {
+    "pelvis": ("hip_left", "hip_right"),
+    "spine_shoulder": ("shoulder_left", "shoulder_right"),
+    "spine_mid": ("hip_left", "hip_right", "shoulder_left", "shoulder_right"),
+    "head": ("ear_left", "ear_right"),
+}
+
+
+def layout_sources(src: SkeletonLayout, dst: SkeletonLayout) -> list[tuple[int, ...]]:
+    """For each joint of ``dst``, the indices in ``src`` whose mean it is: its own index when
+    ``src`` has it, the DERIVED_JOINTS sources when ``src`` has all of them, else () (missing)."""
     position = {name: i for i, name in enumerate(src.joints)}
-    return [position.get(name, -1) for name in dst.joints]
+    out = []
+    for name in dst.joints:
+        if name in position:
+            out.append((position[name],))
+        elif all(part in position for part in DERIVED_JOINTS.get(name, ("",))):
+            out.append(tuple(position[part] for part in DERIVED_JOINTS[name]))
+        else:
+            out.append(())
+    return out
+
+
+def layout_source_table(src: SkeletonLayout, dst: SkeletonLayout):
+    """``layout_sources`` as arrays: index (J_dst, K) int64 (unused slots 0) and weight (J_dst, K)
+    float32 (1 / number of sources, 0 in unused slots; a missing joint's row is all 0)."""
+    sources = layout_sources(src, dst)
+    width = max(1, max(len(s) for s in sources))
+    index = np.zeros((len(sources), width), np.int64)
+    weight = np.zeros((len(sources), width), np.float32)
+    for j, parts in enumerate(sources):
+        index[j, :len(parts)] = parts
+        weight[j, :len(parts)] = 1.0 / len(parts) if parts else 0.0
+    return index, weight
 
 
 def convert_layout(joints: torch.Tensor, src: SkeletonLayout, dst: SkeletonLayout) -> torch.Tensor:
-    """(..., J_src, 3) -> (..., J_dst, 3) by joint name; joints ``src`` lacks are NaN."""
+    """(..., J_src, 3) -> (..., J_dst, 3) by joint name (DERIVED_JOINTS as means); joints
+    ``src`` cannot give are NaN, as are derived joints with a missing source."""
     if src.name == dst.name:
         return joints
-    index = torch.tensor(layout_index_map(src, dst), device=joints.device)
-    out = joints.index_select(-2, index.clamp(min=0))
-    return out.masked_fill((index < 0).view(-1, 1), float("nan"))
+    index, weight = layout_source_table(src, dst)
+    picked = joints.index_select(-2, torch.from_numpy(index.reshape(-1)).to(joints.device))
+    picked = picked.unflatten(-2, index.shape)                                  # (..., J_dst, K, 3)
+    w = torch.from_numpy(weight).to(device=joints.device, dtype=joints.dtype).unsqueeze(-1)
+    out = torch.where(w > 0, picked * w, torch.zeros_like(picked)).sum(dim=-2)
+    missing = torch.from_numpy(weight.sum(axis=1) == 0).to(joints.device)
+    return out.masked_fill(missing.view(-1, 1), float("nan"))
 
 
 def normalise_skeleton(joints: torch.Tensor, layout: SkeletonLayout, eps: float = 1e-3) -> torch.Tensor:

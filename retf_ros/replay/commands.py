@@ -97,6 +97,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--regenerate", action="store_true", help="regenerate the sample bag")
     demo.add_argument("--domain-id", type=int, default=None, metavar="N",
                       help="ROS_DOMAIN_ID (default: random in 60-99; DDS stays on loopback)")
+    demo.add_argument("--pose", action="store_true",
+                      help="instead: a real RGB-D frame (--pcd) as a panning camera through pose_node and "
+                           "anticipation_node together (the skeleton comes from pose_node)")
+    demo.add_argument("--pcd", type=Path, default=None, metavar="FILE",
+                      help="with --pose: organised .pcd frame (default five_people.pcd in ../shared/data or "
+                           "$RETF_SHARED_DATA)")
+    demo.add_argument("--duration", type=float, default=20.0, metavar="S", help="with --pose: seconds to run")
     demo.set_defaults(func=run_demo)
 
 
@@ -176,6 +183,13 @@ def run_eval(args) -> int:
 
 def run_demo(args) -> int:
     from retf_ros.replay.demo import FULL_SEQUENCES, DemoOptions, run_demo as demo
+
+    if args.pose:
+        from retf_ros.replay.pose_demo import PoseDemoOptions, run_pose_demo
+
+        return run_pose_demo(PoseDemoOptions(pcd=args.pcd, checkpoint=args.checkpoint, params_file=args.params_file,
+                                             duration_s=args.duration, domain_id=args.domain_id,
+                                             work_dir=args.report))
 
     return demo(DemoOptions(checkpoint=args.checkpoint, cache_dir=args.cache, report_dir=args.report,
                             params_file=args.params_file, sequences=args.sequences or FULL_SEQUENCES,

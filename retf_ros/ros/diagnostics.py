@@ -5,10 +5,12 @@ once per diagnostics period and :func:`diagnostic_statuses` turns it into four s
 ``<node>: inputs`` (per-modality rate, stamp age, state), ``<node>: synchronisation`` (drop
 counts by modality/reason), ``<node>: inference`` (lifecycle state, device actually used,
 latency percentiles, skipped windows, configure errors) and ``<node>: effective rank`` (the
-last window's erank health). Levels are bytes (DiagnosticStatus.OK == b'\\x00').
+last window's erank health); pose_node's are ``inputs``, ``synchronisation`` and ``pose``
+(:func:`pose_statuses`). Levels are bytes (DiagnosticStatus.OK == b'\\x00').
 """
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -63,6 +65,30 @@ class NodeHealth:
     erank: ErankReport | None = None
 
 
+def add_sync_health(health: NodeHealth, sync, extra_drops: dict[str, int], reported: dict[str, int],
+                    max_age_s: float, now_ros_ns: int, states: dict[str, str] | None = None) -> dict[str, int]:
+    """Fill ``health``'s inputs and drops from an ApproximateTimeSynchronizer (retf_ros.runtime.sync).
+
+    A modality with nothing received for ``max_age_s`` is "missing", else its state in the last
+    emitted set (``states``, default "ok"); "waiting" before its first frame. ``extra_drops``: the
+    node's own drop counters; ``reported``: the drops of the previous snapshot (new ones are
+    those since). Returns the drops to pass as ``reported`` next time."""
+    now_wall = time.monotonic()
+    for modality, stats in sync.stats(now_wall).items():
+        fresh = stats.last_received is not None and now_wall - stats.last_received <= max_age_s
+        state = (states or {}).get(modality, "ok") if fresh else "missing"
+        age = None if stats.last_stamp_ns is None else (now_ros_ns - stats.last_stamp_ns) / 1e9
+        health.modalities[modality] = ModalityHealth(state=state if stats.frames else "waiting",
+                                                     rate_hz=stats.rate_hz, stamp_age_s=age, frames=stats.frames)
+    drops = {**sync.drops(), **extra_drops}
+    health.drops = drops
+    health.new_drops = {k: n - reported.get(k, 0) for k, n in drops.items() if n > reported.get(k, 0)}
+    if health.new_drops:
+        health.last_drop = sorted(health.new_drops.items(), key=lambda kv: -kv[1])[0][0]
+    health.resets = sync.resets
+    return drops
+
+
 def _kv(values: dict) -> list[KeyValue]:
     return [KeyValue(key=str(k), value=_fmt(v)) for k, v in values.items()]
 
@@ -80,8 +106,48 @@ def _status(health: NodeHealth, part: str, level: bytes, message: str, values: d
                             hardware_id=health.device or "none", values=_kv(values))
 
 
+@dataclass
+class PoseHealth:
+    """pose_node's own part of a snapshot (its inputs and drops are in the NodeHealth)."""
+
+    frames: int = 0                                # RGB-D pairs estimated since activation
+    detection_rate: float | None = None            # share of the recent pairs with a person
+    landmarks_with_depth: float | None = None      # mean landmarks lifted to 3D per recent detection
+    landmarks: int = 0                             # landmarks per person in the layout
+    layout: str = ""
+    camera_info: str = ""                          # "" until a CameraInfo arrived, else "WxH"
+    process_ms: dict[str, float] | None = None     # estimation + lifting per frame
+    age_ms: dict[str, float] | None = None         # publish time - source stamp
+
+
 def diagnostic_statuses(health: NodeHealth) -> list[DiagnosticStatus]:
     return [_inputs(health), _synchronisation(health), _inference(health), _erank(health)]
+
+
+def pose_statuses(health: NodeHealth, pose: PoseHealth) -> list[DiagnosticStatus]:
+    """pose_node's statuses: ``inputs`` and ``synchronisation`` as anticipation_node's, and ``pose``."""
+    return [_inputs(health), _synchronisation(health), _pose(health, pose)]
+
+
+def _pose(health: NodeHealth, pose: PoseHealth) -> DiagnosticStatus:
+    values = {"lifecycle_state": health.lifecycle_state, "layout": pose.layout or "none", "frames": pose.frames,
+              "detection_rate": pose.detection_rate, "landmarks_with_depth": pose.landmarks_with_depth,
+              "landmarks": pose.landmarks, "camera_info": pose.camera_info or "none"}
+    values.update(_latency_values(process_ms=pose.process_ms, age_ms=pose.age_ms))
+    not_running = _not_running(health, "pose", values)
+    if not_running is not None:
+        return not_running
+    if not pose.camera_info:
+        return _status(health, "pose", DiagnosticStatus.WARN,
+                       "no CameraInfo received yet: frames cannot be lifted to 3D and are dropped", values)
+    if pose.detection_rate is None:
+        return _status(health, "pose", DiagnosticStatus.OK, "no frame estimated yet", values)
+    message = f"person in {100 * pose.detection_rate:.0f}% of recent frames"
+    if pose.landmarks_with_depth is not None:
+        message += f", {pose.landmarks_with_depth:.1f}/{pose.landmarks} landmarks with depth"
+    if pose.process_ms is not None:
+        message += f", {pose.process_ms['p50']:.1f} ms per frame"
+    return _status(health, "pose", DiagnosticStatus.OK, message, values)
 
 
 def _inputs(health: NodeHealth) -> DiagnosticStatus:
@@ -115,18 +181,30 @@ def _synchronisation(health: NodeHealth) -> DiagnosticStatus:
     return _status(health, "synchronisation", DiagnosticStatus.OK, "no drops since last report", values)
 
 
+def _latency_values(**summaries: dict[str, float] | None) -> dict:
+    """``name.p50`` / ``name.p95`` / ``name.max`` of each LatencyWindow summary (None: n/a)."""
+    return {f"{name}.{key}": None if summary is None else summary[key]
+            for name, summary in summaries.items() for key in ("p50", "p95", "max")}
+
+
+def _not_running(health: NodeHealth, part: str, values: dict) -> DiagnosticStatus | None:
+    """ERROR with the reason when a transition failed, OK with the state when not active, else None."""
+    if health.error:
+        values["error"] = health.error
+        return _status(health, part, DiagnosticStatus.ERROR, health.error, values)
+    if health.lifecycle_state != "active":
+        return _status(health, part, DiagnosticStatus.OK, health.lifecycle_state, values)
+    return None
+
+
 def _inference(health: NodeHealth) -> DiagnosticStatus:
     values = {"lifecycle_state": health.lifecycle_state, "device": health.device or "none",
               "checkpoint": health.checkpoint or "none", "windows_run": health.windows_run,
               "skipped_windows": health.skipped_windows}
-    for prefix, summary in (("inference_ms", health.inference_ms), ("end_to_end_ms", health.end_to_end_ms)):
-        for key in ("p50", "p95", "max"):
-            values[f"{prefix}.{key}"] = None if summary is None else summary[key]
-    if health.error:
-        values["error"] = health.error
-        return _status(health, "inference", DiagnosticStatus.ERROR, health.error, values)
-    if health.lifecycle_state != "active":
-        return _status(health, "inference", DiagnosticStatus.OK, f"{health.lifecycle_state}", values)
+    values.update(_latency_values(inference_ms=health.inference_ms, end_to_end_ms=health.end_to_end_ms))
+    not_running = _not_running(health, "inference", values)
+    if not_running is not None:
+        return not_running
     message = f"running on {health.device}"
     if health.inference_ms is not None:
         message += f", inference p50 {health.inference_ms['p50']:.1f} ms"

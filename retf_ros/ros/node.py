@@ -17,33 +17,26 @@ runs configure + activate at start-up. Bad messages are dropped, counted per rea
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from collections import Counter
 from importlib import resources
 from pathlib import Path
 
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from sensor_msgs.msg import CompressedImage, Image
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from retf_ros.errors import RetfError
-from retf_ros.runtime.messages import (InvalidMessage, SkeletonReader, compressed_image_to_array, frame_id,
-                                       image_to_array, stamp_nanoseconds)
-from retf_ros.runtime.sync import NS, ApproximateTimeSynchronizer, SyncConfig
-from retf_ros.ros.diagnostics import LatencyWindow, ModalityHealth, NodeHealth, diagnostic_statuses
-from retf_ros.ros.params import PARAMETERS, descriptor, validation_problem
-from retf_ros.ros.qos import input_qos, output_qos
-from retf_ros.ros.shutdown import until_signalled
+from retf_ros.runtime.messages import InvalidMessage, SkeletonReader
+from retf_ros.runtime.sync import ApproximateTimeSynchronizer, SyncConfig
+from retf_ros.ros.diagnostics import LatencyWindow, NodeHealth, add_sync_health, diagnostic_statuses
+from retf_ros.ros.lifecycle import SUCCESS, SensorLifecycleNode, run_lifecycle_node
+from retf_ros.ros.params import PARAMETERS
+from retf_ros.ros.qos import output_qos
 
 NODE_NAME = "anticipation_node"
 DEMO_CHECKPOINT = "checkpoints/demo.safetensors"
-SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
 def demo_checkpoint_path() -> Path:
@@ -51,68 +44,15 @@ def demo_checkpoint_path() -> Path:
     return Path(str(resources.files("retf_ros").joinpath(DEMO_CHECKPOINT)))
 
 
-class ThrottledLog:
-    """At most one line per key per period, with the count of lines held back meanwhile."""
-
-    def __init__(self, logger, period_s: float):
-        self._logger, self._period = logger, period_s
-        self._last: dict[str, float] = {}
-        self._held: dict[str, int] = {}
-
-    def warning(self, key: str, text: str) -> None:
-        now = time.monotonic()
-        if now - self._last.get(key, -1e9) < self._period:
-            self._held[key] = self._held.get(key, 0) + 1
-            return
-        held = self._held.pop(key, 0)
-        self._last[key] = now
-        self._logger.warning(text + (f" ({held} more since the last report)" if held else ""))
-
-
-class AnticipationNode(LifecycleNode):
+class AnticipationNode(SensorLifecycleNode):
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
-        super().__init__(node_name, **kwargs)
-        # Registered before declaring, so a bad value from YAML or -p is refused at declaration.
-        self.add_on_set_parameters_callback(self._check_parameters)
-        for spec in PARAMETERS:
-            self.declare_parameter(spec.name, spec.default, descriptor(spec))
-        self._lifecycle = "unconfigured"
-        self._error = ""
+        super().__init__(node_name, PARAMETERS, **kwargs)
         self._checkpoint = None
         self._predictor = None
-        self._sync: ApproximateTimeSynchronizer | None = None
         self._skeleton: SkeletonReader | None = None
-        self._inputs = []
-        self._outputs: dict = {}
-        self._worker: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._wake = threading.Event()
         self._rgb_shape: tuple[int, int] | None = None
         self._last_states: dict[str, str] = {}
-        self._reported_drops: dict[str, int] = {}
         self._reset_counters()
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", output_qos())
-        self._diagnostics_timer = None
-        self._apply_reporting_parameters()
-
-    def _apply_reporting_parameters(self) -> None:
-        """(Re)start the diagnostics timer and the log throttle from their parameters."""
-        if self._diagnostics_timer is not None:
-            self.destroy_timer(self._diagnostics_timer)
-        self._diagnostics_timer = self.create_timer(1.0 / self._p("diagnostics.rate_hz"), self._publish_diagnostics)
-        self._log = ThrottledLog(self.get_logger(), self._p("diagnostics.log_throttle_s"))
-
-    # ------------------------------------------------------------------ parameters
-    def _p(self, name: str):
-        return self.get_parameter(name).value
-
-    def _check_parameters(self, parameters) -> SetParametersResult:
-        for parameter in parameters:
-            problem = validation_problem(parameter.name, parameter.value)
-            if problem:
-                self.get_logger().error(f"refused: {problem}")
-                return SetParametersResult(successful=False, reason=problem)
-        return SetParametersResult(successful=True)
 
     def _reset_counters(self) -> None:
         self._inference_ms = LatencyWindow()
@@ -158,11 +98,6 @@ class AnticipationNode(LifecycleNode):
         self.get_logger().info(f"configured: checkpoint {self._checkpoint.path} (sha256 "
                                f"{self._checkpoint.sha256[:12]}), modalities {', '.join(self._sync_config.modalities)}")
         return SUCCESS
-
-    def _fail(self, transition: str, message: str) -> TransitionCallbackReturn:
-        self._error = f"{transition} failed: {message}"
-        self.get_logger().error(self._error)
-        return FAILURE
 
     def _build_predictor(self, device: str, precision: str):
         from retf_ros.runtime.health import ErankThresholds
@@ -220,37 +155,15 @@ class AnticipationNode(LifecycleNode):
         self._lifecycle = "active"
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_active()
-        self._lifecycle = "inactive"
-        return super().on_deactivate(state)
-
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for publisher in self._outputs.values():
-            self.destroy_publisher(publisher)
-        self._outputs = {}
+        self._destroy_outputs()
         self._checkpoint = None
         self._lifecycle = "unconfigured"
         return SUCCESS
 
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.stop()
-        return SUCCESS
-
-    def stop(self) -> None:
-        """Stop the worker and free the model (also on process exit)."""
-        self._stop_active()
-        self._lifecycle = "finalized"
-
     def _stop_active(self) -> None:
-        for subscription in self._inputs:
-            self.destroy_subscription(subscription)
-        self._inputs = []
-        self._stop.set()
-        self._wake.set()
-        if self._worker is not None:
-            self._worker.join()
-            self._worker = None
+        """Unsubscribe, stop the worker and free the model (also on process exit)."""
+        super()._stop_active()
         self._release_model()
 
     def _release_model(self) -> None:
@@ -260,55 +173,19 @@ class AnticipationNode(LifecycleNode):
 
     # ------------------------------------------------------------------ input side
     def _subscribe(self) -> None:
-        def qos(modality):
-            return input_qos(self._p(f"qos.{modality}.reliability"), self._p(f"qos.{modality}.history"),
-                             self._p(f"qos.{modality}.depth"))
-
         modalities = self._sync_config.modalities
-        if "rgb" in modalities:
-            if self._p("rgb.compressed"):
-                self._inputs.append(self.create_subscription(
-                    CompressedImage, "rgb/image_raw/compressed",
-                    lambda m: self._on_frame("rgb", m, compressed_image_to_array), qos("rgb")))
-            else:
-                self._inputs.append(self.create_subscription(
-                    Image, "rgb/image_raw", lambda m: self._on_frame("rgb", m, image_to_array), qos("rgb")))
-        if "depth" in modalities:
-            self._inputs.append(self.create_subscription(
-                Image, "depth/image_raw", lambda m: self._on_frame("depth", m, image_to_array), qos("depth")))
+        self._subscribe_images(rgb="rgb" in modalities, depth="depth" in modalities)
         if "skeleton" in modalities:
             self._inputs.append(self.create_subscription(
                 _skeleton_message_type(self._skeleton.kind), "skeleton",
-                lambda m: self._on_frame("skeleton", m, self._skeleton.convert), qos("skeleton")))
+                lambda m: self._on_frame("skeleton", m, self._skeleton.convert), self._input_qos("skeleton")))
 
-    def _on_frame(self, modality: str, msg, convert) -> None:
-        """Subscription callback: convert and store only (inference runs in the worker)."""
-        received = time.monotonic()
-        sync = self._sync
-        if sync is None:
-            return
-        try:
-            array = self._check_shape(modality, convert(msg))
-            stamp_ns = stamp_nanoseconds(msg)
-        except InvalidMessage as exc:
-            sync.count_drop(modality, exc.reason, received)
-            self._log.warning(f"{modality}/{exc.reason}", f"dropped {modality} message: {exc}")
-            return
-        if sync.add(modality, stamp_ns, array, frame_id(msg), received):
-            self._wake.set()
-        else:
-            self._log.warning(f"{modality}/order", f"dropped {modality} message stamped {stamp_ns / NS:.3f} s: "
-                              f"not newer than the previous {modality} frame")
-
-    def _check_shape(self, modality: str, array):
+    def _check_frame(self, modality: str, array):
         """Colour on the RGB topic, depth on the depth topic, depth registered to the RGB size."""
+        array = super()._check_frame(modality, array)
         if modality == "rgb":
-            if array.ndim != 3:
-                raise InvalidMessage("encoding", "the rgb topic carries a depth encoding")
             self._rgb_shape = array.shape[:2]
         elif modality == "depth":
-            if array.ndim != 2:
-                raise InvalidMessage("encoding", "the depth topic carries a colour encoding")
             if self._rgb_shape is not None and array.shape != self._rgb_shape:
                 raise InvalidMessage("size_mismatch", f"depth is {array.shape[1]}x{array.shape[0]}, rgb is "
                                      f"{self._rgb_shape[1]}x{self._rgb_shape[0]} (depth must be registered to rgb)")
@@ -385,21 +262,9 @@ class AnticipationNode(LifecycleNode):
             health.device = predictor.device_name
         if sync is None or self._lifecycle != "active":
             return health
-        now_wall, now_ros = time.monotonic(), self.get_clock().now().nanoseconds
-        for modality, stats in sync.stats(now_wall).items():
-            fresh = stats.last_received is not None and now_wall - stats.last_received <= self._sync_config.max_age_s
-            state = self._last_states.get(modality, "ok") if fresh else "missing"
-            age = None if stats.last_stamp_ns is None else (now_ros - stats.last_stamp_ns) / NS
-            health.modalities[modality] = ModalityHealth(state=state if stats.frames else "waiting",
-                                                         rate_hz=stats.rate_hz, stamp_age_s=age, frames=stats.frames)
-        drops = {**sync.drops(), **self._frame_errors}
-        health.drops = drops
-        health.new_drops = {k: n - self._reported_drops.get(k, 0) for k, n in drops.items()
-                            if n > self._reported_drops.get(k, 0)}
-        if health.new_drops:
-            health.last_drop = sorted(health.new_drops.items(), key=lambda kv: -kv[1])[0][0]
-        self._reported_drops = drops
-        health.resets = sync.resets
+        self._reported_drops = add_sync_health(health, sync, self._frame_errors, self._reported_drops,
+                                               self._sync_config.max_age_s, self.get_clock().now().nanoseconds,
+                                               self._last_states)
         health.inference_ms = self._inference_ms.summary()
         health.end_to_end_ms = self._end_to_end_ms.summary()
         health.windows_run = self._windows_run
@@ -407,10 +272,8 @@ class AnticipationNode(LifecycleNode):
         health.erank = self._last_erank
         return health
 
-    def _publish_diagnostics(self) -> None:
-        array = DiagnosticArray(status=diagnostic_statuses(self.health()))
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics_pub.publish(array)
+    def diagnostic_statuses(self) -> list:
+        return diagnostic_statuses(self.health())
 
 
 def _marker_type():
@@ -432,27 +295,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Exit status 0 after SIGINT/SIGTERM, 2 when a parameter value is refused at start-up.
     """
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    node = None
-    try:
-        with until_signalled():
-            try:
-                node = AnticipationNode()
-            except (rclpy.exceptions.InvalidParameterValueException, rclpy.exceptions.InvalidParameterTypeException,
-                    rclpy.exceptions.ParameterException) as exc:
-                print(f"anticipation_node: error: {exc}", file=sys.stderr)
-                return 2
-            if node.get_parameter("autostart").value and node.trigger_configure() == SUCCESS:
-                node.trigger_activate()
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            executor.spin()
-    finally:
-        if node is not None:
-            node.stop()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_lifecycle_node(AnticipationNode, NODE_NAME, argv)
 
 
 if __name__ == "__main__":

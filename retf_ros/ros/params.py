@@ -7,7 +7,8 @@ declaring, so a bad value in a YAML file, on the command line (``-p``) or from a
 ``set_parameters`` call is refused with a message naming the parameter).
 
 Most parameters take effect at the next ``configure`` transition; config/anticipation.yaml
-documents every one.
+(anticipation_node, ``PARAMETERS``) and config/pose.yaml (pose_node, ``POSE_PARAMETERS``)
+document every one.
 """
 from __future__ import annotations
 
@@ -101,14 +102,40 @@ PARAMETERS: tuple[ParamSpec, ...] = (
 
 SPECS = {spec.name: spec for spec in PARAMETERS}
 
+# pose_node (config/pose.yaml): RGB + depth + CameraInfo -> 3D landmarks. Parameters it shares
+# with anticipation_node are the same entries.
+POSE_PARAMETERS: tuple[ParamSpec, ...] = (
+    SPECS["autostart"],
+    SPECS["rgb.compressed"],
+    ParamSpec("estimator.tracking", True, "Follow the person from frame to frame (the detector runs only when the "
+              "track is lost); false estimates every image on its own."),
+    ParamSpec("estimator.min_detection_confidence", 0.5, "Detector score a person needs to be reported.",
+              low=0.0, high=1.0),
+    ParamSpec("estimator.min_tracking_confidence", 0.5, "Landmark-model score below which the track counts as "
+              "lost (the detector runs again).", low=0.0, high=1.0),
+    ParamSpec("lifting.patch_radius", 2, "A landmark's depth is the median of the valid depth pixels in a "
+              "(2r+1)^2 patch around it (px).", low=0, high=20),
+    ParamSpec("lifting.min_valid_fraction", 0.3, "Fraction of the patch that must have a valid depth, else the "
+              "landmark is missing (NaN).", low=0.01, high=1.0),
+    ParamSpec("lifting.max_spread_m", 0.1, "A patch whose valid depths spread wider (interquartile range, m) "
+              "straddles a depth edge: the landmark is missing (NaN).", low=0.001, high=100.0),
+    ParamSpec("lifting.min_visibility", 0.5, "Estimator visibility below which a landmark is missing (NaN): an "
+              "occluded landmark's depth would be the occluder's.", low=0.0, high=1.0),
+    SPECS["sync.slop_s"], SPECS["sync.queue_size"],
+    *_qos_specs("rgb"), *_qos_specs("depth"), *_qos_specs("camera_info"),
+    SPECS["diagnostics.rate_hz"], SPECS["diagnostics.log_throttle_s"],
+)
+POSE_SPECS = {spec.name: spec for spec in POSE_PARAMETERS}
 
-def validation_problem(name: str, value) -> str | None:
-    """Why ``value`` is not acceptable for parameter ``name`` (None when it is).
+
+def validation_problem(name: str, value, specs: dict[str, ParamSpec] = SPECS) -> str | None:
+    """Why ``value`` is not acceptable for parameter ``name`` of the node whose table is
+    ``specs`` (None when it is).
 
     Ranges and types are also enforced by rclpy from the descriptors; this covers the string
     choices and the device syntax, which descriptors cannot express.
     """
-    spec = SPECS.get(name)
+    spec = specs.get(name)
     if spec is None:
         return None
     if spec.choices is not None and value not in spec.choices:
@@ -144,3 +171,24 @@ def descriptor(spec: ParamSpec):
         result.floating_point_range = [FloatingPointRange(from_value=float(spec.low), to_value=float(spec.high),
                                                           step=0.0)]
     return result
+
+
+def declare_parameters(node, parameters: tuple[ParamSpec, ...]) -> None:
+    """Declare ``parameters`` on ``node``, each once with its descriptor, after registering the
+    check that refuses bad values (so a bad value from YAML or ``-p`` is refused at declaration,
+    and a later ``set_parameters`` call too)."""
+    from rcl_interfaces.msg import SetParametersResult
+
+    specs = {spec.name: spec for spec in parameters}
+
+    def check(changed) -> SetParametersResult:
+        for parameter in changed:
+            problem = validation_problem(parameter.name, parameter.value, specs)
+            if problem:
+                node.get_logger().error(f"refused: {problem}")
+                return SetParametersResult(successful=False, reason=problem)
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(check)
+    for spec in parameters:
+        node.declare_parameter(spec.name, spec.default, descriptor(spec))

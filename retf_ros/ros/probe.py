@@ -1,9 +1,10 @@
 """A probe process for tests and benchmarks: records what the anticipation node publishes and
 drives its lifecycle and parameters.
 
-Run: ``python -m retf_ros.ros.probe --out events.jsonl [--node anticipation_node] [--visuals]``
-(in an environment from retf_ros.ros.loopback). Every received message becomes one JSON line
-in ``--out`` with ``kind`` ("anticipation", "diagnostics", "markers", "debug_image", "reply")
+Run: ``python -m retf_ros.ros.probe --out events.jsonl [--node anticipation_node] [--visuals]
+[--skeleton TOPIC]`` (in an environment from retf_ros.ros.loopback). Every received message
+becomes one JSON line in ``--out`` with ``kind`` ("anticipation", "diagnostics", "markers",
+"debug_image", "skeleton" (a PoseArray: stamp_ns, frame_id, joints, NaN for missing), "reply")
 and ``received_ns`` (wall clock, the clock ROS stamps use without sim time). Commands on stdin,
 one per line, each answered by a "reply" event:
 ``transition configure|activate|deactivate|cleanup|shutdown``, ``state``,
@@ -22,8 +23,9 @@ SERVICE_TIMEOUT_S = 30.0
 
 
 class Probe:
-    def __init__(self, node, target: str, out: Path, visuals: bool):
+    def __init__(self, node, target: str, out: Path, visuals: bool, skeleton_topic: str | None = None):
         from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import PoseArray
         from lifecycle_msgs.srv import ChangeState, GetState
         from rcl_interfaces.srv import GetParameters, SetParameters
         from sensor_msgs.msg import Image
@@ -41,6 +43,8 @@ class Probe:
         if visuals:
             node.create_subscription(MarkerArray, f"{base}/markers", self._on_markers, output_qos())
             node.create_subscription(Image, f"{base}/debug_image", self._on_debug_image, output_qos(2))
+        if skeleton_topic:
+            node.create_subscription(PoseArray, skeleton_topic, self._on_skeleton, output_qos())
         self._change_state = node.create_client(ChangeState, f"{base}/change_state")
         self._get_state = node.create_client(GetState, f"{base}/get_state")
         self._set_parameters = node.create_client(SetParameters, f"{base}/set_parameters")
@@ -71,6 +75,11 @@ class Probe:
     def _on_debug_image(self, msg) -> None:
         self.record("debug_image", width=msg.width, height=msg.height, encoding=msg.encoding,
                     stamp_ns=msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
+
+    def _on_skeleton(self, msg) -> None:
+        self.record("skeleton", stamp_ns=msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec,
+                    frame_id=msg.header.frame_id,
+                    joints=[[p.position.x, p.position.y, p.position.z] for p in msg.poses])
 
     def command(self, line: str) -> None:
         words = line.split(maxsplit=2)
@@ -141,11 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--node", default="anticipation_node", help="name (with namespace) of the node to probe")
     parser.add_argument("--visuals", action="store_true", help="also subscribe to markers and debug_image")
+    parser.add_argument("--skeleton", default=None, help="also record the PoseArrays on this topic")
     argv = sys.argv[1:] if argv is None else argv
     options = parser.parse_args(rclpy.utilities.remove_ros_args(["prog", *argv])[1:])
     rclpy.init(args=["prog", *argv])
     node = rclpy.create_node("retf_probe")
-    probe = Probe(node, options.node, options.out, options.visuals)
+    probe = Probe(node, options.node, options.out, options.visuals, options.skeleton)
     stop = threading.Event()
 
     def read_commands():

@@ -80,10 +80,15 @@ def start(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Ros
     return RosProcess(name, popen, log_path)
 
 
+NODE_MODULE = "retf_ros.ros.node"
+POSE_NODE_MODULE = "retf_ros.ros.pose_node"
+
+
 def node_argv(params_file: Path | None = None, overrides: dict | None = None, node_name: str | None = None,
-              remaps: dict[str, str] | None = None) -> list[str]:
-    """``anticipation_node`` through this interpreter, with a params file and ``-p`` overrides."""
-    argv = [sys.executable, "-m", "retf_ros.ros.node", "--ros-args"]
+              remaps: dict[str, str] | None = None, module: str = NODE_MODULE) -> list[str]:
+    """``anticipation_node`` (or the node of ``module``, e.g. POSE_NODE_MODULE) through this
+    interpreter, with a params file and ``-p`` overrides."""
+    argv = [sys.executable, "-m", module, "--ros-args"]
     if params_file is not None:
         argv += ["--params-file", str(params_file)]
     for key, value in (overrides or {}).items():
@@ -136,11 +141,13 @@ class ProbeProcess:
 
 
 def start_probe(env: dict[str, str], log_dir: Path, node_name: str = "anticipation_node",
-                visuals: bool = False) -> ProbeProcess:
+                visuals: bool = False, skeleton_topic: str | None = None) -> ProbeProcess:
     events = log_dir / "probe_events.jsonl"
     argv = [sys.executable, "-m", "retf_ros.ros.probe", "--out", str(events), "--node", node_name]
     if visuals:
         argv.append("--visuals")
+    if skeleton_topic:
+        argv += ["--skeleton", skeleton_topic]
     probe = ProbeProcess(start("probe", argv, env, log_dir), events)
     wait_for(lambda: probe.events("ready"), 30, "the probe to start")
     return probe
@@ -165,7 +172,8 @@ def environment_for(env: dict[str, str]) -> dict[str, str]:
 @dataclass
 class AnticipationSession:
     """A node, a synthetic camera and a probe in one namespace of their own (so concurrent runs
-    on the same DDS domain never see each other's topics)."""
+    on the same DDS domain never see each other's topics); with ``pose``, a pose_node between
+    the camera and the node whose PoseArrays the probe records."""
 
     namespace: str
     node: RosProcess
@@ -173,6 +181,7 @@ class AnticipationSession:
     probe: ProbeProcess
     stamps_path: Path
     log_dir: Path
+    pose: RosProcess | None = None
 
     @property
     def node_name(self) -> str:
@@ -186,9 +195,24 @@ class AnticipationSession:
         """Anticipation events so far: {"received_ns", "doc"} (plus "invalid_json" if unparsable)."""
         return self.probe.events("anticipation")
 
-    def diagnostics(self) -> list[dict[str, dict]]:
-        """One dict per /diagnostics message of this node: status part ("inputs", ...) -> status."""
-        prefix = f"{self.node_name}: "
+    def skeletons(self) -> list[dict]:
+        """PoseArray events from pose_node so far: {"received_ns", "stamp_ns", "frame_id", "joints"}."""
+        return self.probe.events("skeleton")
+
+    def wait_for_skeleton(self, predicate: Callable[[dict], bool], timeout: float, what: str) -> dict:
+        """Wait for a PoseArray event arriving from now on that satisfies ``predicate``."""
+        seen = len(self.skeletons())
+
+        def match():
+            self.check_running()
+            return next((e for e in self.skeletons()[seen:] if predicate(e)), None)
+
+        return wait_for(match, timeout, what)
+
+    def diagnostics(self, node: str = "anticipation_node") -> list[dict[str, dict]]:
+        """One dict per /diagnostics message of ``node`` (anticipation_node or pose_node) in this
+        session's namespace: status part ("inputs", ...) -> status."""
+        prefix = f"{self.namespace}/{node}: "
         out = []
         for event in self.probe.events("diagnostics"):
             mine = {s["name"][len(prefix):]: s for s in event["status"] if s["name"].startswith(prefix)}
@@ -218,18 +242,19 @@ class AnticipationSession:
 
         return wait_for(match, timeout, what)
 
-    def wait_for_diagnostics(self, predicate: Callable[[dict[str, dict]], bool], timeout: float, what: str) -> dict:
-        """Wait for a diagnostics message of this node arriving from now on that satisfies ``predicate``."""
-        seen = len(self.diagnostics())
+    def wait_for_diagnostics(self, predicate: Callable[[dict[str, dict]], bool], timeout: float, what: str,
+                             node: str = "anticipation_node") -> dict:
+        """Wait for a diagnostics message of ``node`` arriving from now on that satisfies ``predicate``."""
+        seen = len(self.diagnostics(node))
 
         def match():
             self.check_running()
-            return next((d for d in self.diagnostics()[seen:] if predicate(d)), None)
+            return next((d for d in self.diagnostics(node)[seen:] if predicate(d)), None)
 
         return wait_for(match, timeout, what)
 
     def check_running(self) -> bool:
-        for process in (self.node, self.camera, self.probe.process):
+        for process in (self.node, self.camera, self.probe.process, *([self.pose] if self.pose else [])):
             if not process.alive():
                 raise RuntimeError(f"{process.name} exited with {process.popen.returncode}:\n{process.log()[-3000:]}")
         return True
@@ -237,6 +262,8 @@ class AnticipationSession:
     def stop(self, sig: int = signal.SIGINT) -> dict[str, int]:
         """Stop the node with ``sig``, then the camera and the probe; their exit statuses."""
         codes = {"node": self.node.stop(sig)}
+        if self.pose is not None:
+            codes["pose"] = self.pose.stop(sig)
         codes["camera"] = self.camera.stop()
         codes["probe"] = self.probe.stop()
         return codes
@@ -244,8 +271,13 @@ class AnticipationSession:
 
 def start_session(env: dict[str, str], log_dir: Path, *, namespace: str, checkpoint: str | Path | None = None,
                   params_file: Path | None = None, overrides: dict | None = None,
-                  camera_options: tuple[str, ...] = (), visuals: bool = False) -> AnticipationSession:
-    """Start camera, node and probe in ``namespace`` (e.g. "/t1234") with the given params."""
+                  camera_options: tuple[str, ...] = (), visuals: bool = False,
+                  pose_overrides: dict | None = None) -> AnticipationSession:
+    """Start camera, node and probe in ``namespace`` (e.g. "/t1234") with the given params.
+
+    ``pose_overrides`` (a dict, possibly empty): also start pose_node with config/pose.yaml and
+    these ``-p`` overrides; it publishes ``skeleton`` in the namespace, which the node reads
+    (give the node ``skeleton.layout: mediapipe_33``), and the probe records it."""
     ns_args = ["--ros-args", "-r", f"__ns:={namespace}"]
     stamps = log_dir / "stamps.txt"
     overrides = dict(overrides or {})
@@ -254,8 +286,15 @@ def start_session(env: dict[str, str], log_dir: Path, *, namespace: str, checkpo
     node_cmd = node_argv(params_file, overrides) + ["-r", f"__ns:={namespace}"]
     camera = start("camera", publisher_argv(*camera_options, "--stamps-file", str(stamps), *ns_args), env, log_dir)
     node = start("node", node_cmd, env, log_dir)
-    probe = start_probe(env, log_dir, node_name=f"{namespace}/anticipation_node", visuals=visuals)
-    return AnticipationSession(namespace, node, camera, probe, stamps, log_dir)
+    pose = None
+    if pose_overrides is not None:
+        pose_params = Path(__file__).resolve().parents[2] / "config" / "pose.yaml"
+        pose_cmd = node_argv(pose_params if pose_params.exists() else None, pose_overrides,
+                             module=POSE_NODE_MODULE) + ["-r", f"__ns:={namespace}"]
+        pose = start("pose", pose_cmd, env, log_dir)
+    probe = start_probe(env, log_dir, node_name=f"{namespace}/anticipation_node", visuals=visuals,
+                        skeleton_topic=f"{namespace}/skeleton" if pose is not None else None)
+    return AnticipationSession(namespace, node, camera, probe, stamps, log_dir, pose)
 
 
 def shm_files_of(pid: int) -> set[str]:

@@ -1,13 +1,15 @@
-"""A synthetic RGB-D camera with a body tracker: RGB, depth and skeleton topics at a given rate
-and size, for tests, benchmarks and the demo. It can inject each kind of bad input and stop /
-start a modality while it runs.
+"""A synthetic RGB-D camera with a body tracker: RGB, depth, skeleton and CameraInfo topics at
+a given rate and size, for tests, benchmarks and the demo. It can inject each kind of bad input
+and stop / start a topic while it runs.
 
 Run: ``python -m retf_ros.ros.synthetic_publisher --rate 30 --width 160 --height 120`` (in an
 environment from retf_ros.ros.loopback). Commands, one per line on stdin:
-``stop depth`` / ``start depth`` (any modality), ``bad KIND [COUNT]`` (replace the next COUNT
+``stop depth`` / ``start depth`` (any of TOPICS), ``bad KIND [COUNT]`` (replace the next COUNT
 frames, default 1, with that bad input; kinds in BAD_KINDS), ``quit`` (stop publishing and exit). With ``--stamps-file``
 the source stamp (integer ns) of every published frame is appended there, one per line.
-The scene: a person-sized block swaying in front of a wall, its skeleton moving with it.
+The scene: a person-sized block swaying in front of a wall, its skeleton moving with it; or,
+with ``--pcd FILE``, a real registered RGB-D frame (an organised PCL cloud: real people, no
+skeleton topic), seen through a ``--width`` x ``--height`` window that pans across it.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from retf_ros.fusion.skeleton import AZURE_KINECT_32, LAYOUTS, get_layout
+from retf_ros.pose.lifting import PinholeIntrinsics
 from retf_ros.runtime.frames import MODALITIES
 from retf_ros.runtime.messages import array_to_image_fields
 
@@ -33,7 +36,9 @@ BAD_KINDS = {
     "size_mismatch": "depth of a different size than rgb",
     "joint_count": "skeleton with three joints too few",
     "stamp_backwards": "every topic stamped 0.2 s before the previous frame",
+    "nobody": "rgb of one flat grey (nobody in view; depth as usual)",
 }
+TOPICS = (*MODALITIES, "camera_info")
 
 # Standing pose in the camera's optical frame (x right, y down, z forward), metres from the
 # pelvis; "_left" joints mirror to negative x for "_right".
@@ -100,20 +105,62 @@ class SyntheticScene:
         origin = np.array([self._sway(t), 0.1, 2.0])
         return np.array([origin + _joint_offset(name, wave) for name in layout.joints], dtype=np.float32)
 
+    def intrinsics(self, t: float) -> PinholeIntrinsics:
+        """Nominal intrinsics (the scene is drawn, not projected): a 53 degree horizontal field of view."""
+        return PinholeIntrinsics(fx=float(self.width), fy=float(self.width), cx=(self.width - 1) / 2,
+                                 cy=(self.height - 1) / 2, width=self.width, height=self.height)
+
+
+class RecordedScene:
+    """A real RGB-D frame (retf_ros.data.pcd) seen through a ``width`` x ``height`` window that
+    pans left and right across it at ``pan_px_per_s`` (0 or a full-size window: still). The
+    intrinsics are those of the window, so depth and pixels stay consistent."""
+
+    def __init__(self, path: Path, width: int | None, height: int | None, pan_px_per_s: float):
+        from retf_ros.data.pcd import read_rgbd
+
+        self.frame = read_rgbd(path)
+        full_height, full_width = self.frame.depth.shape
+        self.width, self.height = min(width or full_width, full_width), min(height or full_height, full_height)
+        self._travel = full_width - self.width
+        self._y0 = (full_height - self.height) // 2
+        self._pan = pan_px_per_s
+
+    def _x0(self, t: float) -> int:
+        if self._travel == 0 or self._pan <= 0:
+            return self._travel // 2
+        phase = (t * self._pan) % (2 * self._travel)
+        return int(phase if phase <= self._travel else 2 * self._travel - phase)
+
+    def _window(self, t: float) -> tuple[slice, slice]:
+        x0 = self._x0(t)
+        return slice(self._y0, self._y0 + self.height), slice(x0, x0 + self.width)
+
+    def rgb(self, t: float) -> np.ndarray:
+        return self.frame.rgb[self._window(t)].copy()
+
+    def depth_m(self, t: float) -> np.ndarray:
+        return self.frame.depth[self._window(t)].copy()
+
+    def intrinsics(self, t: float) -> PinholeIntrinsics:
+        return self.frame.intrinsics.cropped(self._x0(t), self._y0, self.width, self.height)
+
 
 class SyntheticCamera:
     """Publishes the scene on ``rgb/image_raw`` (or ``rgb/image_raw/compressed``),
-    ``depth/image_raw`` and ``skeleton`` from an rclpy node, one frame per timer tick."""
+    ``depth/image_raw``, ``skeleton`` and ``rgb/camera_info`` from an rclpy node, one frame per
+    timer tick."""
 
     def __init__(self, node, options: argparse.Namespace):
         from geometry_msgs.msg import PoseArray
-        from sensor_msgs.msg import CompressedImage, Image
+        from sensor_msgs.msg import CameraInfo, CompressedImage, Image
         from visualization_msgs.msg import MarkerArray
 
         from retf_ros.ros.qos import sensor_publisher_qos
 
         self.node, self.options = node, options
-        self.scene = SyntheticScene(options.width, options.height, options.layout)
+        self.scene = RecordedScene(options.pcd, options.width, options.height, options.pan) if options.pcd \
+            else SyntheticScene(options.width or 160, options.height or 120, options.layout)
         qos = sensor_publisher_qos(options.reliability)
         self.publishers = {
             "rgb": node.create_publisher(CompressedImage, "rgb/image_raw/compressed", qos) if options.compressed
@@ -121,8 +168,9 @@ class SyntheticCamera:
             "depth": node.create_publisher(Image, "depth/image_raw", qos),
             "skeleton": node.create_publisher(MarkerArray if options.skeleton_type == "marker_array" else PoseArray,
                                               "skeleton", qos),
+            "camera_info": node.create_publisher(CameraInfo, "rgb/camera_info", qos),
         }
-        self.active = {m: m in options.modalities for m in MODALITIES}
+        self.active = {m: m in options.modalities for m in TOPICS}
         self._bad: dict[str, int] = {}
         self._lock = threading.Lock()
         self._last_stamp_ns = 0
@@ -141,7 +189,7 @@ class SyntheticCamera:
         if not words:
             return ""
         with self._lock:
-            if words[0] in ("stop", "start") and len(words) == 2 and words[1] in MODALITIES:
+            if words[0] in ("stop", "start") and len(words) == 2 and words[1] in TOPICS:
                 self.active[words[1]] = words[0] == "start"
             elif words[0] == "bad" and len(words) in (2, 3) and words[1] in BAD_KINDS:
                 self._bad[words[1]] = self._bad.get(words[1], 0) + (int(words[2]) if len(words) == 3 else 1)
@@ -175,6 +223,8 @@ class SyntheticCamera:
             self.publishers["depth"].publish(self._depth_message(t, header, bad))
         if active["skeleton"] and self._frames % self.options.skeleton_every == 0:
             self.publishers["skeleton"].publish(self._skeleton_message(t, header, bad))
+        if active["camera_info"]:
+            self.publishers["camera_info"].publish(camera_info_message(self.scene.intrinsics(t), header))
         self._frames += 1
 
     def _header(self, stamp_ns: int):
@@ -188,6 +238,8 @@ class SyntheticCamera:
         from sensor_msgs.msg import CompressedImage, Image
 
         rgb = self.scene.rgb(t)
+        if "nobody" in bad:
+            rgb[:] = 128
         if self.options.compressed:
             import cv2
 
@@ -243,11 +295,25 @@ class SyntheticCamera:
         return msg
 
 
+def camera_info_message(intrinsics: PinholeIntrinsics, header):
+    """sensor_msgs/CameraInfo of an undistorted pinhole camera."""
+    from sensor_msgs.msg import CameraInfo
+
+    k = intrinsics
+    return CameraInfo(header=header, width=k.width, height=k.height, distortion_model="plumb_bob", d=[0.0] * 5,
+                      k=[k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0], r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                      p=[k.fx, 0.0, k.cx, 0.0, 0.0, k.fy, k.cy, 0.0, 0.0, 0.0, 1.0, 0.0])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=30.0, help="frames per second")
-    parser.add_argument("--width", type=int, default=160)
-    parser.add_argument("--height", type=int, default=120)
+    parser.add_argument("--width", type=int, default=None, help="default 160 (synthetic) or the --pcd frame's")
+    parser.add_argument("--height", type=int, default=None, help="default 120 (synthetic) or the --pcd frame's")
+    parser.add_argument("--pcd", type=Path, default=None,
+                        help="publish this real organised RGB-D cloud (.pcd) instead of the synthetic scene")
+    parser.add_argument("--pan", type=float, default=0.0,
+                        help="with --pcd and a window smaller than the frame: pan speed in pixels per second")
     parser.add_argument("--rgb-encoding", default="rgb8", choices=("rgb8", "bgr8", "mono8"))
     parser.add_argument("--depth-encoding", default="16UC1", choices=("16UC1", "32FC1"))
     parser.add_argument("--row-padding", type=int, default=0, help="extra bytes per image row")
@@ -256,8 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--layout", default="kinect_v2_25", choices=sorted(LAYOUTS))
     parser.add_argument("--skeleton-type", default="pose_array", choices=("pose_array", "marker_array"))
     parser.add_argument("--skeleton-every", type=int, default=1, help="publish the skeleton every N frames")
-    parser.add_argument("--modalities", default=",".join(MODALITIES),
-                        type=lambda s: tuple(m for m in s.split(",") if m))
+    parser.add_argument("--modalities", default=None, type=lambda s: tuple(m for m in s.split(",") if m),
+                        help=f"topics to publish, of {','.join(TOPICS)} (default all; with --pcd all but skeleton)")
     parser.add_argument("--reliability", default="best_effort", choices=("best_effort", "reliable"))
     parser.add_argument("--frame-id", default="camera_color_optical_frame")
     parser.add_argument("--stamps-file", type=Path, default=None)
@@ -282,13 +348,18 @@ def main(argv: list[str] | None = None) -> int:
     from retf_ros.ros.shutdown import until_signalled
 
     argv = sys.argv[1:] if argv is None else argv
-    options = build_parser().parse_args(rclpy.utilities.remove_ros_args(["prog", *argv])[1:])
+    parser = build_parser()
+    options = parser.parse_args(rclpy.utilities.remove_ros_args(["prog", *argv])[1:])
+    if options.modalities is None:
+        options.modalities = tuple(t for t in TOPICS if not (options.pcd and t == "skeleton"))
+    if options.pcd and "skeleton" in options.modalities:
+        parser.error("--pcd frames have no skeleton: leave 'skeleton' out of --modalities")
     rclpy.init(args=["prog", *argv])
     node = rclpy.create_node(options.node_name)
     camera = SyntheticCamera(node, options)
     stop = threading.Event()
     threading.Thread(target=_read_commands, args=(camera, stop), daemon=True).start()
-    print(f"publishing {options.width}x{options.height} at {options.rate} Hz: {', '.join(options.modalities)}",
+    print(f"publishing {camera.scene.width}x{camera.scene.height} at {options.rate} Hz: {', '.join(options.modalities)}",
           flush=True)
     try:
         with until_signalled():

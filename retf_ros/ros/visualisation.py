@@ -76,3 +76,28 @@ def debug_image(a: Anticipation, rgb: np.ndarray | None, size: tuple[int, int] =
     msg.header.stamp = stamp_msg(a.exact_stamp_ns())
     msg.header.frame_id = a.frame_id
     return msg
+
+
+def skeleton_markers(joints: np.ndarray, bones: list[tuple[int, int]], header, colour=(0.1, 0.9, 0.3)) -> MarkerArray:
+    """RViz markers of one 3D skeleton: the joints as a SPHERE_LIST, the bones between two
+    present joints as a LINE_LIST (joints (J, 3) metres, NaN = missing). No joint present: one
+    DELETEALL, so a person who left does not linger in RViz."""
+    from geometry_msgs.msg import Point
+
+    present = np.isfinite(joints).all(axis=1)
+    if not present.any():
+        return MarkerArray(markers=[Marker(header=header, ns="pose", action=Marker.DELETEALL)])
+    spheres = Marker(header=header, ns="pose", id=0, type=Marker.SPHERE_LIST, action=Marker.ADD)
+    spheres.points = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in joints[present]]
+    spheres.scale.x = spheres.scale.y = spheres.scale.z = 0.05
+    lines = Marker(header=header, ns="pose", id=1, type=Marker.LINE_LIST, action=Marker.ADD)
+    for a, b in bones:
+        if present[a] and present[b]:
+            lines.points += [Point(x=float(v[0]), y=float(v[1]), z=float(v[2])) for v in (joints[a], joints[b])]
+    lines.scale.x = 0.02
+    for marker in (spheres, lines):
+        marker.pose.orientation.w = 1.0
+        marker.color.r, marker.color.g, marker.color.b = colour
+        marker.color.a = 1.0
+        marker.lifetime.nanosec = 500_000_000
+    return MarkerArray(markers=[spheres, lines])

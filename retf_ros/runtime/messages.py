@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from retf_ros.errors import DataFormatError
-from retf_ros.fusion.skeleton import AZURE_KINECT_32, SkeletonLayout, get_layout, layout_index_map
+from retf_ros.fusion.skeleton import AZURE_KINECT_32, SkeletonLayout, get_layout, layout_source_table
 
 # colour encoding -> channels (all 8-bit); depth encoding -> numpy dtype code (byte order apart)
 COLOUR_ENCODINGS = {"rgb8": 3, "bgr8": 3, "mono8": 1}
@@ -168,10 +168,14 @@ def pose_array_to_skeleton(msg, layout: SkeletonLayout | str) -> np.ndarray:
     """geometry_msgs/PoseArray whose poses are the joints in ``layout`` order -> (J, 3) float32
     metres. A joint with a non-finite coordinate becomes NaN (missing).
 
-    Raises InvalidMessage("joint_count") when the pose count differs from the layout's.
+    Raises InvalidMessage("no_body") for an empty PoseArray (what ``pose_node`` publishes when
+    nobody is in view) and InvalidMessage("joint_count") when the pose count differs from the
+    layout's.
     """
     layout = _resolve_layout(layout)
     poses = msg.poses
+    if len(poses) == 0:
+        raise InvalidMessage("no_body", "PoseArray is empty (nobody in view)")
     if len(poses) != layout.num_joints:
         raise InvalidMessage("joint_count", f"PoseArray has {len(poses)} poses, layout {layout.name} has {layout.num_joints} joints")
     points = np.array([(p.position.x, p.position.y, p.position.z) for p in poses], dtype=np.float64)
@@ -205,12 +209,14 @@ def marker_array_to_skeleton(msg, layout: SkeletonLayout | str, body_id: int | N
 
 
 def convert_joints(points: np.ndarray, src: SkeletonLayout, dst: SkeletonLayout) -> np.ndarray:
-    """(J_src, 3) -> (J_dst, 3) by joint name; joints ``src`` lacks are NaN."""
+    """(J_src, 3) -> (J_dst, 3) by joint name, as ``retf_ros.fusion.skeleton.convert_layout``
+    (derived joints as means of their sources); joints ``src`` cannot give are NaN."""
     if src.name == dst.name:
         return points
-    index = np.array(layout_index_map(src, dst))
-    out = points[np.clip(index, 0, None)].copy()
-    out[index < 0] = np.nan
+    index, weight = layout_source_table(src, dst)
+    w = weight[..., None]
+    out = np.where(w > 0, points[index] * w, 0.0).sum(axis=1).astype(points.dtype)
+    out[weight.sum(axis=1) == 0] = np.nan
     return out
 
 
