@@ -14,12 +14,12 @@ import yaml
 
 from retf_ros.data.clipstore import ClipStore
 from retf_ros.errors import DataFormatError, RetfError
-from retf_ros.replay import bag_messages
-from retf_ros.replay.bag_frames import ground_truth
-from retf_ros.replay.bagio import BagReader, BagWriter
-from retf_ros.replay.conventions import (DEFAULT_CLIP_GAP_S, DEFAULT_FRAME_ID, DEFAULT_START_EPOCH_S,
-                                         GROUND_TRUTH_TOPIC, META_CLASSES, RGB_COMPRESSED_TOPIC)
-from retf_ros.replay.export import ExportOptions, export_clip_store
+from retf_ros.bags import messages as bag_messages
+from retf_ros.bags.frames import ground_truth
+from retf_ros.bags.bagio import BagReader, BagWriter
+from retf_ros.bags.conventions import (DEFAULT_CLIP_GAP_S, DEFAULT_FRAME_ID, DEFAULT_START_EPOCH_S,
+                                       GROUND_TRUTH_TOPIC, META_CLASSES, RGB_COMPRESSED_TOPIC)
+from retf_ros.bags.export import ExportOptions, export_clip_store
 from retf_ros.replay.offline import OfflineOptions, run_offline
 from retf_ros.runtime import messages as conversions
 
@@ -232,7 +232,7 @@ def test_ground_truth_is_empty_for_a_bag_without_it(exported_bag, tmp_path):
 
 
 def test_offline_eval_reads_a_bag_with_robot_topic_names(exported_bag, replay_checkpoint, tmp_path):
-    from retf_ros.replay.conventions import ModalityTopics
+    from retf_ros.bags.conventions import ModalityTopics
 
     names = {"rgb/image_raw": "/camera/color/image_raw", "depth/image_raw": "/camera/depth/image_raw",
              "skeleton": "/body_tracker/skeleton"}

@@ -35,8 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument("bag", type=Path, metavar="BAG")
     info.set_defaults(func=run_info)
 
-    from retf_ros.ros.bag_player import build_parser as player_parser
-    from retf_ros.ros.bag_recorder import build_parser as recorder_parser
+    from retf_ros.bags.player import build_parser as player_parser
+    from retf_ros.bags.recorder import build_parser as recorder_parser
 
     play = player_parser(actions.add_parser(
         "play", help="publish a bag through DDS with its original stamps, paced by bag time",
@@ -108,8 +108,8 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def run_export(args) -> int:
-    from retf_ros.replay.conventions import DEFAULT_CLIP_GAP_S, DEFAULT_FRAME_ID
-    from retf_ros.replay.export import ExportOptions, export_clip_store
+    from retf_ros.bags.conventions import DEFAULT_CLIP_GAP_S, DEFAULT_FRAME_ID
+    from retf_ros.bags.export import ExportOptions, export_clip_store
 
     options = ExportOptions(split=args.split, part=args.part, clip_ids=tuple(args.clips) if args.clips else None,
                             compressed=args.compressed, frame_id=args.frame_id or DEFAULT_FRAME_ID,
@@ -124,7 +124,7 @@ def run_export(args) -> int:
 
 
 def run_info(args) -> int:
-    from retf_ros.replay.bagio import BagReader
+    from retf_ros.bags.bagio import BagReader
 
     reader = BagReader(args.bag)
     summary = reader.summary
@@ -140,20 +140,20 @@ def run_info(args) -> int:
 
 
 def run_play(args) -> int:
-    from retf_ros.ros.bag_player import play
+    from retf_ros.bags.player import play
 
     return play(args, args.ros_args)
 
 
 def run_record(args) -> int:
-    from retf_ros.ros.bag_recorder import record
+    from retf_ros.bags.recorder import record
 
     return record(args, args.ros_args)
 
 
 def run_eval(args) -> int:
     from retf_ros.errors import RetfError
-    from retf_ros.replay.conventions import ModalityTopics
+    from retf_ros.bags.conventions import ModalityTopics
     from retf_ros.replay.demo import LivePrinter, default_params_file
     from retf_ros.replay.evaluate import EvalRequest, evaluate_bag, summary_lines
 

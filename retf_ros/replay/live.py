@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retf_ros.errors import RetfError
-from retf_ros.replay.bag_frames import resolve_topics
-from retf_ros.replay.bagio import BagReader
-from retf_ros.replay.conventions import RGB_COMPRESSED_TOPIC, ModalityTopics
+from retf_ros.bags.frames import resolve_topics
+from retf_ros.bags.bagio import BagReader
+from retf_ros.bags.conventions import RGB_COMPRESSED_TOPIC, ModalityTopics
 from retf_ros.replay.offline import ReplayRun
 
 NODE_NAME = "anticipation_node"
@@ -111,7 +111,7 @@ def run_live(bag: str | Path, checkpoint: str | Path, work_dir: Path, options: L
     try:
         node = start("anticipation_node", node_argv(options.params_file, overrides, remaps=remaps), env, work_dir)
         processes.append(node)
-        recorder = start("recorder", [sys.executable, "-m", "retf_ros.ros.bag_recorder", output_topic,
+        recorder = start("recorder", [sys.executable, "-m", "retf_ros.bags.recorder", output_topic,
                                       DIAGNOSTICS_TOPIC, "--out", str(recorded), "--echo"], env, work_dir)
         processes.append(recorder)
         tail = _LineTail(recorder.log_path)
@@ -139,7 +139,7 @@ def run_live(bag: str | Path, checkpoint: str | Path, work_dir: Path, options: L
                      "the node's anticipation publisher")
         except TimeoutError as exc:
             raise RetfError(f"{exc}; last lines of {node.log_path}:\n{_log_tail(node)}") from None
-        player = start("player", [sys.executable, "-m", "retf_ros.ros.bag_player", str(bag), "--topics", *play_topics,
+        player = start("player", [sys.executable, "-m", "retf_ros.bags.player", str(bag), "--topics", *play_topics,
                                   "--clock", "--rate", str(options.rate), "--max-idle", str(options.max_idle_s),
                                   "--wait-for-subscribers", str(options.subscriber_timeout_s),
                                   "--publish-log", str(publish_log)], env, work_dir)

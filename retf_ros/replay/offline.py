@@ -1,6 +1,6 @@
 """Offline replay evaluation: the node's runtime on a bag's messages, no DDS, faster than real time.
 
-Frames come from :mod:`retf_ros.replay.bag_frames` (the node's conversions and synchroniser),
+Frames come from :mod:`retf_ros.bags.frames` (the node's conversions and synchroniser),
 predictions from the node's :class:`StreamingPredictor`, and each prediction becomes the same
 ``retf_ros/anticipation/v1`` document the node publishes, so offline and live runs are scored
 by the same code from the same kind of record.
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retf_ros.errors import RetfError
-from retf_ros.replay.bag_frames import frame_sets, resolve_topics, skeleton_reader
-from retf_ros.replay.bagio import BagReader
-from retf_ros.replay.conventions import ModalityTopics
+from retf_ros.bags.frames import frame_sets, resolve_topics, skeleton_reader
+from retf_ros.bags.bagio import BagReader
+from retf_ros.bags.conventions import ModalityTopics
 from retf_ros.runtime.health import ErankThresholds
 from retf_ros.runtime.sync import SyncConfig
 

@@ -5,10 +5,9 @@ Heavy imports (torch, the model) happen inside the command functions so `retf --
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
 from retf_ros.errors import RetfError
+from retf_ros.training.config import invoked_command
 
 TRAIN_OVERRIDES = {  # command-line option -> TrainConfig key (None values are not overrides)
     "split": "split", "modalities": "modalities", "task": "task", "fps": "fps", "window": "window",
@@ -17,11 +16,6 @@ TRAIN_OVERRIDES = {  # command-line option -> TrainConfig key (None values are n
     "samples_per_clip": "samples_per_clip", "fusion": "model.fusion", "exchange_ratio": "model.exchange_ratio",
     "selection": "model.exchange_selection", "modality_dropout": "model.modality_dropout",
 }
-
-
-def invoked_command() -> str:
-    """The command line as the user typed it (recorded in checkpoint metadata)."""
-    return " ".join(["retf", *(shlex.quote(a) for a in sys.argv[1:])])
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -6,6 +6,8 @@ except what the data decides: number of classes, modalities, joint layout, featu
 from __future__ import annotations
 
 import dataclasses
+import shlex
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,3 +92,8 @@ def load_config(path: str | Path | None, overrides: dict) -> TrainConfig:
     config = TrainConfig(**values, model=model)
     config.validate()
     return config
+
+
+def invoked_command() -> str:
+    """The command line as the user typed it (recorded in checkpoint metadata)."""
+    return " ".join(["retf", *(shlex.quote(a) for a in sys.argv[1:])])

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retf_ros.errors import DataFormatError, RetfError
-from retf_ros.replay.conventions import bare_topic, typestore
+from retf_ros.bags.conventions import bare_topic, typestore
 
 
 @dataclass(frozen=True)

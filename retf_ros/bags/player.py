@@ -6,7 +6,7 @@ bag time is published on ``/clock`` before each message that advances it, so nod
 with ``use_sim_time`` see the recording's time. ``--loop`` starts over at the end (time then
 jumps backwards, as with ``ros2 bag play --loop``).
 
-Run as ``retf bag play BAG`` or ``python -m retf_ros.ros.bag_player BAG``; arguments after
+Run as ``retf bag play BAG`` or ``python -m retf_ros.bags.player BAG``; arguments after
 ``--ros-args`` go to rclpy (remapping, namespace). DDS settings come from the environment:
 tests and the demo start this process with ``retf_ros.ros.loopback.loopback_environment``.
 """
@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from retf_ros.replay.bagio import BagReader
-from retf_ros.replay.conventions import CLOCK_TOPIC, CLOCK_TYPE, header_stamp_ns, message_class
+from retf_ros.bags.bagio import BagReader
+from retf_ros.bags.conventions import CLOCK_TOPIC, CLOCK_TYPE, header_stamp_ns, message_class
 
 DELIVERY_TIMEOUT_S = 5.0  # how long the player waits at the end for subscribers to acknowledge
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from retf_ros.errors import DataFormatError
-from retf_ros.replay import bag_messages
-from retf_ros.replay.bagio import BagWriter
-from retf_ros.replay.conventions import (DEFAULT_CLIP_GAP_S, DEFAULT_FRAME_ID, DEFAULT_START_EPOCH_S,
-                                         META_CLASSES, META_CLIPS, META_FPS, META_LAYOUT, META_SOURCE,
-                                         RGB_COMPRESSED_TOPIC, ModalityTopics)
+from retf_ros.bags import messages as bag_messages
+from retf_ros.bags.bagio import BagWriter
+from retf_ros.bags.conventions import (DEFAULT_CLIP_GAP_S, DEFAULT_FRAME_ID, DEFAULT_START_EPOCH_S,
+                                       META_CLASSES, META_CLIPS, META_FPS, META_LAYOUT, META_SOURCE,
+                                       RGB_COMPRESSED_TOPIC, ModalityTopics)
 
 NS = 1_000_000_000
 EXPORTED_MODALITIES = ("rgb", "depth", "skeleton")

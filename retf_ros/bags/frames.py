@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from itertools import groupby
 
 from retf_ros.errors import DataFormatError
-from retf_ros.replay.bagio import BagMessage, BagReader
-from retf_ros.replay.conventions import (COMPRESSED_IMAGE_TYPE, MARKER_ARRAY_TYPE, META_LAYOUT,
-                                         RGB_COMPRESSED_TOPIC, ModalityTopics, bare_topic)
+from retf_ros.bags.bagio import BagMessage, BagReader
+from retf_ros.bags.conventions import (COMPRESSED_IMAGE_TYPE, MARKER_ARRAY_TYPE, META_LAYOUT,
+                                       RGB_COMPRESSED_TOPIC, ModalityTopics, bare_topic)
 from retf_ros.runtime import messages as conversions
 from retf_ros.runtime.frames import FrameSet
 from retf_ros.runtime.sync import ApproximateTimeSynchronizer, SyncConfig

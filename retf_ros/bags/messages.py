@@ -11,7 +11,7 @@ import json
 import numpy as np
 
 from retf_ros.errors import RetfError
-from retf_ros.replay.conventions import COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, POSE_ARRAY_TYPE, STRING_TYPE, typestore
+from retf_ros.bags.conventions import COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, POSE_ARRAY_TYPE, STRING_TYPE, typestore
 from retf_ros.runtime.messages import array_to_image_fields
 
 COMPRESSED_FORMATS = ("jpeg", "png")
