@@ -78,7 +78,7 @@ def test_exported_stamps_and_payloads_are_the_clips_exactly(exported_bag, replay
         clip = store.load(clip_id)
         expected_ns = start_ns + np.round((clip.stamps - clip.stamps[0]) * NS).astype(np.int64)
         for t in range(clip.num_frames):
-            rgb, depth, skeleton, truth = (BagReader.deserialize(topics[name][row]) for name in
+            rgb, depth, skeleton, truth = (reader.deserialize(topics[name][row]) for name in
                                            ("rgb/image_raw", "depth/image_raw", "skeleton", GROUND_TRUTH_TOPIC))
             for msg in (rgb, depth, skeleton):
                 assert conversions.stamp_nanoseconds(msg) == expected_ns[t]
@@ -113,7 +113,7 @@ def test_compressed_export_png_is_lossless_and_jpeg_is_close(replay_clip_store, 
         reader = BagReader(bag)
         assert "rgb/image_raw" not in reader.summary.topics
         first = next(reader.messages([RGB_COMPRESSED_TOPIC]))
-        msg = BagReader.deserialize(first)
+        msg = reader.deserialize(first)
         assert msg.format == f"rgb8; {fmt} compressed bgr8"
         error = np.abs(conversions.compressed_image_to_array(msg).astype(float) - clip.rgb[0]).mean()
         assert error <= tolerance

@@ -5,6 +5,8 @@ One home for everything that touches a bag file, used by ``retf bag``, offline a
 
 - ``conventions``: the topic names, types, frame id and metadata keys retf_ros writes and expects;
 - ``bagio``: ``BagReader`` / ``BagWriter`` on rosbags (MCAP and sqlite3 storage, compressed or not);
+- ``distros``: which ROS 2 distro's message definitions a bag was recorded with, and conversion
+  of its messages to the definitions of the running distro;
 - ``messages``: numpy frames -> rosbags messages (export); ``frames``: a bag's messages -> the
   node's synchronised ``FrameSet`` s (the node's own conversions, no DDS); ``export``: a clip
   store -> a bag;

@@ -1,7 +1,11 @@
-"""Reading and writing ROS 2 bags (MCAP storage) with rosbags: no rclpy, no rosbag2_py.
+"""Reading and writing ROS 2 bags (MCAP or sqlite3 storage, zstd-compressed or not) with rosbags:
+no rclpy, no rosbag2_py.
 
 Messages travel as raw CDR bytes (rosbags' CDR is byte-identical to rclpy's), so a bag can be
 replayed through DDS without re-serialising and a recorded message is stored exactly as received.
+
+A reader decodes messages with the definitions the bag was recorded with and converts those
+that differ from the running distro's (:mod:`retf_ros.bags.distros`).
 
 Reading degrades instead of failing where a robot recording is commonly damaged:
 - a bag directory without ``metadata.yaml`` (the recorder was killed): its ``.mcap`` file is read;
@@ -17,7 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retf_ros.errors import DataFormatError, RetfError
-from retf_ros.bags.conventions import bare_topic, typestore
+from retf_ros.bags.conventions import bare_topic
+from retf_ros.bags.distros import BagDefinitions, bag_definitions, check_distro, distro_typestore, running_distro
+
+STORAGES = ("mcap", "sqlite3")
+COMPRESSIONS = ("file", "message")  # rosbag2's zstd compression modes
+
+
+_ENCODINGS = {"MSG": "ros2msg", "IDL": "ros2idl"}  # rosbags MessageDefinitionFormat name -> encoding
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,11 @@ class BagSummary:
     message_count: int
     custom_data: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    storage: str = "mcap"
+    compression: str | None = None                # "zstd file" / "zstd message"
+    metadata_version: int | None = None           # rosbag2 metadata.yaml version
+    ros_distro: str | None = None                 # as the metadata records it (rosbag2 from Iron on)
+    definitions: dict[str, tuple[str, str]] = field(default_factory=dict)  # msgtype -> (encoding, text)
 
     @property
     def duration_s(self) -> float:
@@ -52,19 +68,29 @@ class BagSummary:
 
 
 class BagWriter:
-    """MCAP bag writer (rosbag2 format version 9: a directory with metadata.yaml + one .mcap).
+    """Bag writer (rosbag2 format version 9: a directory with metadata.yaml + one storage file).
 
-    Connections are created on first use of a topic. Use as a context manager: the bag is
-    finalised on normal exit and on an exception alike, so what was written stays readable.
+    ``storage``: ``mcap`` (default) or ``sqlite3``; ``compression``: None, ``file`` or ``message``
+    (zstd, as rosbag2); ``distro``: whose message definitions the messages are serialised with and
+    the bag stores (default: the running distro's). Connections are created on first use of a
+    topic. Use as a context manager: the bag is finalised on normal exit and on an exception
+    alike, so what was written stays readable.
     """
 
-    def __init__(self, path: str | os.PathLike, custom_data: dict[str, str] | None = None):
-        from rosbags.rosbag2 import StoragePlugin, Writer
+    def __init__(self, path: str | os.PathLike, custom_data: dict[str, str] | None = None, *,
+                 storage: str = "mcap", compression: str | None = None, distro: str | None = None):
+        from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 
         self.path = Path(path)
         if self.path.exists():
             raise RetfError(f"{self.path} exists already; remove it or choose another --out")
-        self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
+        if storage not in STORAGES or compression not in (None, *COMPRESSIONS):
+            raise RetfError(f"bag storage {storage!r} / compression {compression!r}: "
+                            f"expected one of {STORAGES} / {COMPRESSIONS}")
+        self._typestore = distro_typestore(check_distro(distro) or running_distro())
+        self._writer = Writer(self.path, version=9, storage_plugin=getattr(StoragePlugin, storage.upper()))
+        if compression is not None:
+            self._writer.set_compression(getattr(CompressionMode, compression.upper()), CompressionFormat.ZSTD)
         for key, value in (custom_data or {}).items():
             self._writer.set_custom_data(key, value)
         self._connections: dict[tuple[str, str], object] = {}
@@ -96,26 +122,30 @@ class BagWriter:
         key = (topic, msgtype)
         connection = self._connections.get(key)
         if connection is None:
-            connection = self._writer.add_connection(topic, msgtype, typestore=typestore())
+            connection = self._writer.add_connection(topic, msgtype, typestore=self._typestore)
             self._connections[key] = connection
         self._writer.write(connection, int(log_ns), raw)
         self.count += 1
 
     def write(self, topic: str, msg, log_ns: int) -> None:
-        """Serialise a rosbags message object (from :func:`typestore`) and store it.
+        """Serialise a rosbags message object (of the writer's distro) and store it.
 
         The CDR bytes are zero-padded to a multiple of 4, as DDS delivers a payload to a raw
         subscription: a bag written here then holds the same bytes a recording of it receives.
         """
         msgtype = msg.__msgtype__
-        raw = bytes(typestore().serialize_cdr(msg, msgtype))
+        raw = bytes(self._typestore.serialize_cdr(msg, msgtype))
         self.write_raw(topic, msgtype, log_ns, raw + bytes(-len(raw) % 4))
 
 
 class BagReader:
-    """Read a bag directory or a single ``.mcap`` file; topics are reported without leading slash."""
+    """Read a bag directory or a single ``.mcap`` file; topics are reported without leading slash.
 
-    def __init__(self, path: str | os.PathLike):
+    ``distro``: the distro whose definitions to read a bag that stores none with (``--distro``);
+    :attr:`definitions` says which were used and what is converted for the running distro.
+    """
+
+    def __init__(self, path: str | os.PathLike, distro: str | None = None):
         self.path = Path(path)
         self.warnings: list[str] = []
         if not self.path.exists():
@@ -123,6 +153,10 @@ class BagReader:
         self._source = self._resolve_source()
         self._messages_cache: list[BagMessage] | None = None
         self.summary = self._read_summary()
+        self.definitions: BagDefinitions = bag_definitions(
+            sorted({t.msgtype for t in self.summary.topics.values() if t.msgtype}), self.summary.definitions,
+            self.summary.metadata_version, self.summary.ros_distro, distro)
+        self.warnings.extend(self.definitions.notes)
 
     # --- opening -------------------------------------------------------------------------
     def _resolve_source(self) -> Path:
@@ -146,22 +180,40 @@ class BagReader:
             with Reader(self._source) as reader:
                 topics = {bare_topic(name): TopicSummary(info.msgtype or "", info.msgcount)
                           for name, info in reader.topics.items()}
-                custom = self._custom_data()
-                return BagSummary(str(self.path), topics, reader.start_time, reader.end_time,
-                                  reader.message_count, custom, self.warnings)
+                definitions = {c.msgtype: (_ENCODINGS[c.msgdef.format.name], c.msgdef.data)
+                               for c in reader.connections if c.msgdef.format.name in _ENCODINGS}
+                compression = f"{reader.compression_format} {reader.compression_mode}" if reader.compression_mode else None
+                summary = self._summary(topics, reader.start_time, reader.end_time, reader.message_count, definitions)
+                summary.compression, summary.ros_distro = compression, reader.ros_distro
+                return summary
         except ReaderError as exc:
             if "storage" in str(exc).lower() and "mcap" not in str(self._source):
-                raise DataFormatError(f"bag {self.path}: {exc} (only MCAP bags are supported)") from exc
+                raise DataFormatError(f"bag {self.path}: {exc} (MCAP and sqlite3 bags are supported)") from exc
             return self._recover_truncated(str(exc))
+        except ImportError as exc:  # a compression module rosbags needs is missing
+            raise DataFormatError(f"bag {self.path}: cannot read it ({exc})") from exc
 
-    def _custom_data(self) -> dict[str, str]:
+    def _summary(self, topics: dict[str, TopicSummary], start_ns: int, end_ns: int, count: int,
+                 definitions: dict[str, tuple[str, str]]) -> BagSummary:
+        info = self._metadata()
+        storage = info.get("storage_identifier") or ("mcap" if self._mcap_source() else "sqlite3")
+        version = info.get("version")
+        return BagSummary(str(self.path), topics, start_ns, end_ns, count,
+                          {str(k): str(v) for k, v in (info.get("custom_data") or {}).items()}, self.warnings,
+                          storage=str(storage), metadata_version=None if version is None else int(version),
+                          definitions=definitions)
+
+    def _mcap_source(self) -> bool:
+        return self._source.suffix == ".mcap" or any(self._source.glob("*.mcap*"))
+
+    def _metadata(self) -> dict:
+        """The rosbag2_bagfile_information of metadata.yaml ({} for a bare .mcap file)."""
         meta = self.path / "metadata.yaml"
         if self._source != self.path or not meta.is_file():
             return {}
         import yaml
 
-        info = (yaml.safe_load(meta.read_text()) or {}).get("rosbag2_bagfile_information", {})
-        return {str(k): str(v) for k, v in (info.get("custom_data") or {}).items()}
+        return (yaml.safe_load(meta.read_text()) or {}).get("rosbag2_bagfile_information", {})
 
     def _mcap_file(self) -> Path:
         if self._source.is_file():
@@ -179,6 +231,7 @@ class BagReader:
 
         mcap_path = self._mcap_file()
         schemas: dict[int, str] = {}
+        definitions: dict[str, tuple[str, str]] = {}
         channels: dict[int, tuple[str, str]] = {}
         messages: list[BagMessage] = []
         complete = True
@@ -187,6 +240,8 @@ class BagReader:
                 for record in StreamReader(stream, skip_magic=False).records:
                     if isinstance(record, Schema):
                         schemas[record.id] = record.name
+                        if record.encoding in _ENCODINGS.values() and record.data:
+                            definitions[record.name] = (record.encoding, bytes(record.data).decode())
                     elif isinstance(record, Channel):
                         channels[record.id] = (bare_topic(record.topic), schemas.get(record.schema_id, ""))
                     elif isinstance(record, Message) and record.channel_id in channels:
@@ -208,8 +263,7 @@ class BagReader:
         for m in messages:
             entry = topics.setdefault(m.topic, TopicSummary(m.msgtype, 0))
             entry.count += 1
-        return BagSummary(str(self.path), topics, messages[0].log_ns, messages[-1].log_ns,
-                          len(messages), self._custom_data(), self.warnings)
+        return self._summary(topics, messages[0].log_ns, messages[-1].log_ns, len(messages), definitions)
 
     # --- reading -------------------------------------------------------------------------
     def messages(self, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
@@ -227,10 +281,17 @@ class BagReader:
             for connection, log_ns, raw in reader.messages(connections):  # log-time order
                 yield BagMessage(bare_topic(connection.topic), connection.msgtype, log_ns, bytes(raw))
 
-    @staticmethod
-    def deserialize(message: BagMessage):
-        """The rosbags message object of a stored message (fields as in rclpy's messages)."""
-        return typestore().deserialize_cdr(message.raw, message.msgtype)
+    def deserialize(self, message: BagMessage):
+        """The rosbags message object of a stored message, in the running distro's definition
+        (fields as in rclpy's messages; converted when the bag's definition differs)."""
+        return self.definitions.deserialize(message.raw, message.msgtype)
+
+    def converted(self, message: BagMessage) -> BagMessage:
+        """The message with its CDR bytes in the running distro's definition (itself when equal)."""
+        if message.msgtype not in self.definitions.needs_conversion:
+            return message
+        return BagMessage(message.topic, message.msgtype, message.log_ns,
+                          self.definitions.target_raw(message.raw, message.msgtype))
 
     def require_topics(self, topics: Iterable[str]) -> None:
         missing = [t for t in topics if bare_topic(t) not in self.summary.topics]

@@ -54,6 +54,7 @@ class OfflineOptions:
     erank_thresholds: ErankThresholds = ErankThresholds()
     skeleton_layout: str | None = None   # joint order of the bag's PoseArrays (node: skeleton.layout)
     skeleton_body_id: int = -1           # MarkerArray body to follow (node: skeleton.body_id)
+    distro: str | None = None            # definitions of a bag that stores none (retf_ros.bags.distros)
 
 
 def node_parameters(path: str | os.PathLike | None) -> dict:
@@ -117,7 +118,7 @@ def run_offline(bag: str | os.PathLike, checkpoint: str | os.PathLike, options: 
     from retf_ros.runtime.predictor import StreamingPredictor
 
     torch.set_num_threads(options.torch_threads)
-    reader = BagReader(bag)
+    reader = BagReader(bag, distro=options.distro)
     loaded = load_checkpoint(checkpoint)
     predictor = StreamingPredictor(loaded, device=options.device, window=options.window, stride=options.stride,
                                    erank_thresholds=options.erank_thresholds)
