@@ -37,6 +37,7 @@ from retf_ros.runtime.messages import (InvalidMessage, SkeletonReader, compresse
                                        image_to_array, stamp_nanoseconds)
 from retf_ros.runtime.sync import NS, ApproximateTimeSynchronizer, SyncConfig
 from retf_ros.ros.diagnostics import LatencyWindow, ModalityHealth, NodeHealth, diagnostic_statuses
+from retf_ros.ros.input_check import input_problems
 from retf_ros.ros.params import PARAMETERS, descriptor, validation_problem
 from retf_ros.ros.qos import input_qos, output_qos
 from retf_ros.ros.shutdown import until_signalled
@@ -405,6 +406,8 @@ class AnticipationNode(LifecycleNode):
         health.windows_run = self._windows_run
         health.skipped_windows = self._missed_model_frames // max(1, predictor.stride) if predictor else 0
         health.erank = self._last_erank
+        if any(m.state in ("waiting", "missing") for m in health.modalities.values()):
+            health.input_problems = input_problems(self, self._inputs)
         return health
 
     def _publish_diagnostics(self) -> None:
