@@ -9,7 +9,8 @@ One home for everything that touches a bag file, used by ``retf bag``, offline a
   of its messages to the definitions of the running distro;
 - ``messages``: numpy frames -> rosbags messages (export); ``frames``: a bag's messages -> the
   node's synchronised ``FrameSet`` s (the node's own conversions, no DDS); ``export``: a clip
-  store -> a bag;
+  store -> a bag; ``labels`` + ``clip_import``: bags of one recording and their labels -> clips
+  (``retf data import bag``);
 - ``player`` / ``recorder``: the rclpy processes that publish a bag through DDS and record topics.
 
 Allowed imports: ``retf_ros.errors``, ``retf_ros.runtime`` (the node's message conversions and

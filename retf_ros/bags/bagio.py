@@ -299,3 +299,48 @@ class BagReader:
             raise DataFormatError(
                 f"bag {self.path} has no topic {', '.join(missing)}; it has: {', '.join(sorted(self.summary.topics))}")
 
+
+
+class BagSet:
+    """Several bags of one recording read as one (a camera bag and a label bag recorded side by
+    side): the reading interface of :class:`BagReader`, messages of all bags merged by log time
+    and already in the running distro's definitions (each bag converted with its own)."""
+
+    def __init__(self, paths: Iterable[str | os.PathLike], distro: str | None = None):
+        self.readers = [BagReader(p, distro=distro) for p in paths]
+        if not self.readers:
+            raise DataFormatError("no bag given")
+        self.path = ", ".join(str(r.path) for r in self.readers)
+        self.warnings = [w for r in self.readers for w in r.warnings]
+        topics: dict[str, TopicSummary] = {}
+        for reader in self.readers:
+            for name, entry in reader.summary.topics.items():
+                known = topics.setdefault(name, TopicSummary(entry.msgtype, 0))
+                if known.msgtype != entry.msgtype:
+                    raise DataFormatError(f"topic {name} has type {known.msgtype} in one bag and {entry.msgtype} "
+                                          f"in {reader.path}")
+                known.count += entry.count
+        summaries = [r.summary for r in self.readers]
+        custom = {k: v for s in summaries for k, v in s.custom_data.items()}
+        self.summary = BagSummary(self.path, topics, min(s.start_ns for s in summaries),
+                                  max(s.end_ns for s in summaries), sum(s.message_count for s in summaries),
+                                  custom, self.warnings)
+
+    def messages(self, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
+        import heapq
+
+        wanted = None if topics is None else list(topics)
+        streams = [map(reader.converted, reader.messages(wanted)) for reader in self.readers]
+        yield from heapq.merge(*streams, key=lambda m: m.log_ns)
+
+    def deserialize(self, message: BagMessage):
+        """A message from :meth:`messages` (already in the running distro's definitions)."""
+        from retf_ros.bags.conventions import typestore
+
+        return typestore().deserialize_cdr(message.raw, message.msgtype)
+
+    def require_topics(self, topics: Iterable[str]) -> None:
+        missing = [t for t in topics if bare_topic(t) not in self.summary.topics]
+        if missing:
+            raise DataFormatError(f"bag(s) {self.path} have no topic {', '.join(missing)}; they have: "
+                                  f"{', '.join(sorted(self.summary.topics))}")

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import groupby
 
+from rosbags.serde import SerdeError
+
 from retf_ros.errors import DataFormatError
 from retf_ros.bags.bagio import BagMessage, BagReader
 from retf_ros.bags.conventions import (COMPRESSED_IMAGE_TYPE, MARKER_ARRAY_TYPE, META_LAYOUT,
@@ -142,7 +144,7 @@ def _add(reader: BagReader, sync: ApproximateTimeSynchronizer, stream: FrameStre
     except conversions.InvalidMessage as exc:
         sync.count_drop(modality, exc.reason, now)
         return False
-    except (ValueError, KeyError, IndexError, AssertionError) as exc:  # CDR that does not deserialise
+    except (ValueError, KeyError, IndexError, AssertionError, SerdeError) as exc:  # CDR that does not deserialise
         sync.count_drop(modality, "deserialize", now)
         stream.notes.append(f"{message.topic} at {message.log_ns}: cannot deserialise ({exc})")
         return False

@@ -51,9 +51,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def add_distro_argument(parser: argparse.ArgumentParser) -> None:
     """``--distro``: the definitions of a bag that stores none (retf_ros.bags.distros)."""
-    parser.add_argument("--distro", choices=DISTROS, default=None,
-                        help="ROS 2 distro the bag was recorded with, for bags that store no message definitions "
-                             "(default: the bag's metadata ros_distro, else foxy for rosbag2 metadata version 4 "
+    parser.add_argument("--distro", default=None, metavar="DISTRO",
+                        help=f"ROS 2 distro ({'|'.join(DISTROS)}) the bag was recorded with, for bags that store "
+                             "no message definitions (default: the bag's metadata ros_distro, else foxy for rosbag2 metadata version 4 "
                              "and humble otherwise; bags with definitions use their own)")
 
 

@@ -34,8 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--frame-id", default=None, help="header frame_id (default camera_color_optical_frame)")
     export.add_argument("--clip-gap", type=float, default=None, metavar="S",
                         help="silence between clips in seconds (default 10: longer than a model window)")
-    export.add_argument("--distro", choices=DISTROS, default=None,
-                        help="write the messages in this ROS 2 distro's definitions (default: the running distro's)")
+    export.add_argument("--distro", default=None, metavar="DISTRO",
+                        help=f"write the messages in this ROS 2 distro's ({'|'.join(DISTROS)}) definitions (default: the running distro's)")
     export.set_defaults(func=run_export)
 
     info = actions.add_parser("info", help="topics, types, counts and duration of a bag")
