@@ -14,7 +14,7 @@ TRAIN_OVERRIDES = {  # command-line option -> TrainConfig key (None values are n
     "horizon_s": "horizon_s", "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "seed": "seed",
     "device": "device", "threads": "threads", "cache_dir": "cache_dir", "workers": "num_workers",
     "samples_per_clip": "samples_per_clip", "fusion": "model.fusion", "exchange_ratio": "model.exchange_ratio",
-    "selection": "model.exchange_selection", "modality_dropout": "model.modality_dropout",
+    "selection": "model.exchange_selection", "modality_dropout": "model.modality_dropout", "init": "init",
 }
 
 
@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--threads", type=int, help="torch CPU threads")
     train.add_argument("--workers", type=int, help="DataLoader worker processes")
     train.add_argument("--cache-dir", help="prepared-frame cache (default ~/.cache/retf_ros/prepared)")
+    train.add_argument("--init", metavar="CHECKPOINT",
+                       help="fine-tune: start from this checkpoint (its architecture, encoders, fuser and temporal "
+                            "model; class heads rebuilt when the data's classes differ); docs/your-data.md")
     train.set_defaults(func=run_train)
 
     evaluate = subparsers.add_parser(

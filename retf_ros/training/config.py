@@ -40,6 +40,7 @@ class TrainConfig:
     threads: int | None = None          # torch CPU threads; None = torch's default
     cache_dir: str | None = None        # prepared-frame cache; None = ~/.cache/retf_ros/prepared
     model: dict = field(default_factory=dict)  # R3DConfig overrides (dim, image_size, fusion, ...)
+    init: str | None = None             # checkpoint to start from (fine-tuning, training/finetune.py)
 
     def validate(self) -> None:
         if self.task not in ("stream", "protocol"):
