@@ -37,3 +37,13 @@ def test_the_replay_package_imports_no_rclpy():
 
 def test_training_ablation_does_not_import_the_training_commands():
     assert importers_of("retf_ros.training.commands", "training") == []
+
+
+def test_the_bags_package_imports_only_what_its_docstring_allows():
+    allowed = ("retf_ros.bags", "retf_ros.errors", "retf_ros.runtime", "retf_ros.data", "retf_ros.fusion",
+               "retf_ros.ros.shutdown")
+    used = {(str(p.relative_to(PACKAGE)), name) for p in (PACKAGE / "bags").rglob("*.py")
+            for name in imported_modules(p) if name.startswith("retf_ros.")}
+    assert sorted((path, name) for path, name in used
+                  if not any(name == a or name.startswith(a + ".") for a in allowed)) == []
+    assert {path for path, name in used if name.startswith("retf_ros.ros.")} <= {"bags/player.py", "bags/recorder.py"}
