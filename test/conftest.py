@@ -174,7 +174,7 @@ def replay_checkpoint(tmp_path_factory, replay_clip_store) -> Path:
 def replay_bag(tmp_path_factory, replay_clip_store) -> Path:
     """``replay_clip_store`` exported to an MCAP bag (both clips, 10 s of silence between them)."""
     from retf_ros.data.clipstore import ClipStore
-    from retf_ros.replay.export import ExportOptions, export_clip_store
+    from retf_ros.bags.export import ExportOptions, export_clip_store
 
     store = ClipStore(replay_clip_store)
     bag = tmp_path_factory.mktemp("replay_bag") / "sample"

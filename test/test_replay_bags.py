@@ -14,12 +14,12 @@ import yaml
 
 from retf_ros.data.clipstore import ClipStore
 from retf_ros.errors import DataFormatError, RetfError
-from retf_ros.replay import bag_messages
-from retf_ros.replay.bag_frames import ground_truth
-from retf_ros.replay.bagio import BagReader, BagWriter
-from retf_ros.replay.conventions import (DEFAULT_CLIP_GAP_S, DEFAULT_FRAME_ID, DEFAULT_START_EPOCH_S,
-                                         GROUND_TRUTH_TOPIC, META_CLASSES, RGB_COMPRESSED_TOPIC)
-from retf_ros.replay.export import ExportOptions, export_clip_store
+from retf_ros.bags import messages as bag_messages
+from retf_ros.bags.frames import ground_truth
+from retf_ros.bags.bagio import BagReader, BagWriter
+from retf_ros.bags.conventions import (DEFAULT_CLIP_GAP_S, DEFAULT_FRAME_ID, DEFAULT_START_EPOCH_S,
+                                       GROUND_TRUTH_TOPIC, META_CLASSES, RGB_COMPRESSED_TOPIC)
+from retf_ros.bags.export import ExportOptions, export_clip_store
 from retf_ros.replay.offline import OfflineOptions, run_offline
 from retf_ros.runtime import messages as conversions
 
@@ -78,7 +78,7 @@ def test_exported_stamps_and_payloads_are_the_clips_exactly(exported_bag, replay
         clip = store.load(clip_id)
         expected_ns = start_ns + np.round((clip.stamps - clip.stamps[0]) * NS).astype(np.int64)
         for t in range(clip.num_frames):
-            rgb, depth, skeleton, truth = (BagReader.deserialize(topics[name][row]) for name in
+            rgb, depth, skeleton, truth = (reader.deserialize(topics[name][row]) for name in
                                            ("rgb/image_raw", "depth/image_raw", "skeleton", GROUND_TRUTH_TOPIC))
             for msg in (rgb, depth, skeleton):
                 assert conversions.stamp_nanoseconds(msg) == expected_ns[t]
@@ -113,7 +113,7 @@ def test_compressed_export_png_is_lossless_and_jpeg_is_close(replay_clip_store, 
         reader = BagReader(bag)
         assert "rgb/image_raw" not in reader.summary.topics
         first = next(reader.messages([RGB_COMPRESSED_TOPIC]))
-        msg = BagReader.deserialize(first)
+        msg = reader.deserialize(first)
         assert msg.format == f"rgb8; {fmt} compressed bgr8"
         error = np.abs(conversions.compressed_image_to_array(msg).astype(float) - clip.rgb[0]).mean()
         assert error <= tolerance
@@ -232,7 +232,7 @@ def test_ground_truth_is_empty_for_a_bag_without_it(exported_bag, tmp_path):
 
 
 def test_offline_eval_reads_a_bag_with_robot_topic_names(exported_bag, replay_checkpoint, tmp_path):
-    from retf_ros.replay.conventions import ModalityTopics
+    from retf_ros.bags.conventions import ModalityTopics
 
     names = {"rgb/image_raw": "/camera/color/image_raw", "depth/image_raw": "/camera/depth/image_raw",
              "skeleton": "/body_tracker/skeleton"}

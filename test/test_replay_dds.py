@@ -9,13 +9,13 @@ import time
 
 import numpy as np
 
-from retf_ros.replay import bag_messages
-from retf_ros.replay.bagio import BagReader, BagWriter
-from retf_ros.replay.conventions import header_stamp_ns, typestore
+from retf_ros.bags import messages as bag_messages
+from retf_ros.bags.bagio import BagReader, BagWriter
+from retf_ros.bags.conventions import header_stamp_ns, typestore
 
 NS = 1_000_000_000
-PLAYER = [sys.executable, "-m", "retf_ros.ros.bag_player"]
-RECORDER = [sys.executable, "-m", "retf_ros.ros.bag_recorder"]
+PLAYER = [sys.executable, "-m", "retf_ros.bags.player"]
+RECORDER = [sys.executable, "-m", "retf_ros.bags.recorder"]
 # The same processes through the `retf` command line.
 RETF_PLAY = [sys.executable, "-m", "retf_ros", "bag", "play"]
 RETF_RECORD = [sys.executable, "-m", "retf_ros", "bag", "record"]

@@ -11,8 +11,8 @@ import torch
 
 from retf_ros.checkpoint import load_checkpoint
 from retf_ros.data.clipstore import ClipStore
-from retf_ros.replay.bag_frames import ground_truth
-from retf_ros.replay.bagio import BagReader
+from retf_ros.bags.frames import ground_truth
+from retf_ros.bags.bagio import BagReader
 from retf_ros.replay.evaluate import summary_lines
 from retf_ros.replay.offline import OfflineOptions, run_offline
 from retf_ros.replay.report import build_report, documented_comparison, write_report

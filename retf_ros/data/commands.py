@@ -37,18 +37,48 @@ def register(subparsers) -> None:
     data = subparsers.add_parser("data", help="dataset tools")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
     imp = data_sub.add_parser(
-        "import", help="convert a public dataset into a clip store",
+        "import", help="convert a public dataset or your own ROS 2 bags into a clip store",
         description="Import UTKinect-Action3D, NTU RGB+D or a FUTR/R3D feature folder into a clip "
-                    "store (formats: docs/data.md).")
-    imp.add_argument("dataset", choices=("utkinect", "ntu", "futr"))
-    imp.add_argument("src", type=Path, metavar="SRC")
-    imp.add_argument("--out", type=Path, required=True, metavar="DIR", help="clip store directory to write")
+                    "store (formats: docs/data.md), or with `bag BAG [BAG ...]` one recording of your "
+                    "own (its bags merged by time) with its labels (docs/your-data.md).")
+    imp.add_argument("dataset", choices=("utkinect", "ntu", "futr", "bag"))
+    imp.add_argument("src", type=Path, nargs="+", metavar="SRC", help="dataset folder, or the bags of one recording")
+    imp.add_argument("--out", type=Path, required=True, metavar="DIR",
+                     help="clip store directory to write (bag: an existing store of imported bags is appended to)")
     imp.add_argument("--fps", type=float, default=None,
                      help="frame rate of the source (default: 30 for UTKinect and NTU, 15 for FUTR)")
     imp.add_argument("--image-width", type=int, default=160,
                      help="NTU depth/RGB frames are resized to this width, aspect kept (default 160)")
+    _bag_import_arguments(imp.add_argument_group("bag import (dataset bag)"))
     imp.set_defaults(func=run_import)
     data.set_defaults(func=lambda args: _usage(data))
+
+
+def _bag_import_arguments(group) -> None:
+    from retf_ros.bags.distros import DISTROS
+
+    group.add_argument("--rgb-topic", metavar="TOPIC", help="RGB topic (sensor_msgs/Image or CompressedImage)")
+    group.add_argument("--depth-topic", metavar="TOPIC", help="depth topic (sensor_msgs/Image 16UC1 or 32FC1)")
+    group.add_argument("--skeleton-topic", metavar="TOPIC", help="skeleton topic (PoseArray or MarkerArray)")
+    group.add_argument("--skeleton-type", choices=("pose_array", "marker_array"),
+                       help="expected skeleton message type (default: the topic's)")
+    group.add_argument("--skeleton-layout", metavar="LAYOUT",
+                       help="joint order of PoseArray skeletons (MarkerArrays are Azure Kinect)")
+    group.add_argument("--body-id", type=int, default=None, metavar="N",
+                       help="MarkerArray body to follow (default: the body nearest the camera)")
+    group.add_argument("--per-body", action="store_true",
+                       help="every MarkerArray body becomes its own clip (labels per body: CSV column body)")
+    group.add_argument("--label-topic", metavar="TOPIC",
+                       help="labels: std_msgs integer or String topic; a value holds until the next message")
+    group.add_argument("--labels", type=Path, metavar="FILE.csv",
+                       help="labels: start_s,end_s,label[,body] segments in bag time (seconds from the start, "
+                            "or epoch seconds)")
+    group.add_argument("--classes", type=Path, metavar="FILE", help="class names, one per line (line i = id i)")
+    group.add_argument("--subject", help="who was recorded (part of the clip ids; kept in meta.json)")
+    group.add_argument("--split", default="train", choices=("train", "val", "test"),
+                       help="part of the store's split the recording goes to (default train)")
+    group.add_argument("--distro", default=None, metavar="DISTRO",
+                       help=f"ROS 2 distro ({'|'.join(DISTROS)}) of bags that store no message definitions (see `retf bag info`)")
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -112,6 +142,11 @@ def run_synth(args) -> int:
 
 
 def run_import(args) -> int:
+    if args.dataset == "bag":
+        return run_import_bag(args)
+    if len(args.src) != 1:
+        raise RetfError(f"{args.dataset} takes one SRC folder, got {len(args.src)}")
+    args.src = args.src[0]
     from retf_ros.data import readers
 
     if not args.src.exists():
@@ -128,4 +163,24 @@ def run_import(args) -> int:
         print(f"retf data import: skipped: {problem}", file=sys.stderr)
     print(f"imported {result.clips} clips ({result.frames} frames) from {args.src} into {args.out}; "
           f"splits: {', '.join(result.splits)}; {len(result.problems)} file(s) skipped")
+    return 0
+
+
+def run_import_bag(args) -> int:
+    from retf_ros.bags.clip_import import BagImportOptions, import_bags
+
+    for bag in args.src:
+        if not bag.exists():
+            raise RetfError(f"bag {bag}: no such file or directory")
+    options = BagImportOptions(rgb_topic=args.rgb_topic, depth_topic=args.depth_topic, skeleton_topic=args.skeleton_topic,
+                               skeleton_type=args.skeleton_type, skeleton_layout=args.skeleton_layout,
+                               body_id=args.body_id, per_body=args.per_body, label_topic=args.label_topic,
+                               labels_csv=args.labels, classes_file=args.classes, subject=args.subject,
+                               split=args.split, distro=args.distro)
+    result = import_bags(args.src, args.out, options)
+    for note in result.notes:
+        print(f"retf data import: warning: {note}", file=sys.stderr)
+    print(f"{'appended' if result.appended else 'imported'} {len(result.clips)} clip(s), {result.frames} frames at "
+          f"{result.fps:g} fps ({result.unlabelled_frames} unlabelled frames left out) into {args.out} "
+          f"(split default, part {args.split}); classes: {', '.join(result.classes)}")
     return 0

@@ -1,5 +1,6 @@
-"""ROS 2 bags (MCAP) <-> clips, replay through DDS, replay evaluation, the report and `retf demo`.
+"""Replay of ROS 2 bags through the anticipation runtime: evaluation, the report and `retf demo`.
 
-Nothing here imports rclpy: the player and the recorder are the rclpy processes in
-``retf_ros/ros/bag_player.py`` and ``retf_ros/ros/bag_recorder.py``, started as subprocesses.
+Bag files themselves (reading, writing, distro conversion, the player and recorder processes)
+live in ``retf_ros.bags``; this package imports it, ``runtime``, ``training`` (the MoC scorer) and
+starts ``retf_ros.ros`` processes (live replay). Nothing here imports rclpy.
 """

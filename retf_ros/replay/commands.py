@@ -9,8 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from retf_ros.bags.distros import DISTROS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from retf_ros.bags.player import add_distro_argument, build_parser as player_parser
+    from retf_ros.bags.recorder import build_parser as recorder_parser
+
     bag = subparsers.add_parser("bag", help="ROS 2 bags (MCAP): export clips, play, record, evaluate",
                                 description="ROS 2 bags in MCAP storage, readable by `ros2 bag`, Foxglove "
                                             "and PlotJuggler (layout: docs/replay.md).")
@@ -29,14 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--frame-id", default=None, help="header frame_id (default camera_color_optical_frame)")
     export.add_argument("--clip-gap", type=float, default=None, metavar="S",
                         help="silence between clips in seconds (default 10: longer than a model window)")
+    export.add_argument("--distro", default=None, metavar="DISTRO",
+                        help=f"write the messages in this ROS 2 distro's ({'|'.join(DISTROS)}) definitions (default: the running distro's)")
     export.set_defaults(func=run_export)
 
     info = actions.add_parser("info", help="topics, types, counts and duration of a bag")
     info.add_argument("bag", type=Path, metavar="BAG")
+    add_distro_argument(info)
     info.set_defaults(func=run_info)
-
-    from retf_ros.ros.bag_player import build_parser as player_parser
-    from retf_ros.ros.bag_recorder import build_parser as recorder_parser
 
     play = player_parser(actions.add_parser(
         "play", help="publish a bag through DDS with its original stamps, paced by bag time",
@@ -76,6 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               ("ground-truth", "ground_truth/action")):
         evaluate.add_argument(f"--{modality}-topic", default=default, metavar="TOPIC",
                               help=f"the bag's {modality.replace('-', ' ')} topic (default {default})")
+    add_distro_argument(evaluate)
     evaluate.add_argument("--domain-id", type=int, default=None, metavar="N",
                           help="ROS_DOMAIN_ID of the live run (default: random in 60-99; DDS stays on loopback)")
     evaluate.set_defaults(func=run_eval)
@@ -115,13 +121,13 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def run_export(args) -> int:
-    from retf_ros.replay.conventions import DEFAULT_CLIP_GAP_S, DEFAULT_FRAME_ID
-    from retf_ros.replay.export import ExportOptions, export_clip_store
+    from retf_ros.bags.conventions import DEFAULT_CLIP_GAP_S, DEFAULT_FRAME_ID
+    from retf_ros.bags.export import ExportOptions, export_clip_store
 
     options = ExportOptions(split=args.split, part=args.part, clip_ids=tuple(args.clips) if args.clips else None,
                             compressed=args.compressed, frame_id=args.frame_id or DEFAULT_FRAME_ID,
                             clip_gap_s=DEFAULT_CLIP_GAP_S if args.clip_gap is None else args.clip_gap,
-                            max_clips=args.max_clips)
+                            max_clips=args.max_clips, distro=args.distro)
     summary = export_clip_store(args.clipstore, args.out, options)
     print(f"wrote {summary.path}: {len(summary.clips)} clips, {summary.frames} frames, {summary.messages} messages, "
           f"{summary.duration_s:.1f} s; topics {', '.join(summary.topics)}")
@@ -131,13 +137,18 @@ def run_export(args) -> int:
 
 
 def run_info(args) -> int:
-    from retf_ros.replay.bagio import BagReader
+    from retf_ros.bags.bagio import BagReader
 
-    reader = BagReader(args.bag)
+    reader = BagReader(args.bag, distro=args.distro)
     summary = reader.summary
     for warning in summary.warnings:
         print(f"warning: {warning}")
     print(f"bag {summary.path}: {summary.message_count} messages, {summary.duration_s:.2f} s")
+    version = "" if summary.metadata_version is None else f", rosbag2 metadata version {summary.metadata_version}"
+    print(f"storage {summary.storage}{version}, {summary.compression or 'not'} compressed"
+          + (f", recorded on {summary.ros_distro}" if summary.ros_distro else ""))
+    for line in reader.definitions.describe():
+        print(line)
     width = max((len(t) for t in summary.topics), default=0)
     for topic, entry in sorted(summary.topics.items()):
         print(f"  {topic:<{width}}  {entry.msgtype:<32} {entry.count:>8}")
@@ -147,20 +158,20 @@ def run_info(args) -> int:
 
 
 def run_play(args) -> int:
-    from retf_ros.ros.bag_player import play
+    from retf_ros.bags.player import play
 
     return play(args, args.ros_args)
 
 
 def run_record(args) -> int:
-    from retf_ros.ros.bag_recorder import record
+    from retf_ros.bags.recorder import record
 
     return record(args, args.ros_args)
 
 
 def run_eval(args) -> int:
     from retf_ros.errors import RetfError
-    from retf_ros.replay.conventions import ModalityTopics
+    from retf_ros.bags.conventions import ModalityTopics
     from retf_ros.replay.demo import LivePrinter, default_params_file
     from retf_ros.replay.evaluate import EvalRequest, evaluate_bag, summary_lines
 
@@ -173,7 +184,8 @@ def run_eval(args) -> int:
                           params_file=args.params_file or default_params_file(), device=args.device,
                           torch_threads=args.threads, rate=args.rate, domain_id=args.domain_id,
                           topics=ModalityTopics(rgb=args.rgb_topic, depth=args.depth_topic, skeleton=args.skeleton_topic,
-                                                ground_truth=args.ground_truth_topic))
+                                                ground_truth=args.ground_truth_topic),
+                          distro=args.distro)
     outcome = evaluate_bag(request, on_document=LivePrinter() if args.live else None)
     for line in summary_lines(outcome.report):
         print(line)

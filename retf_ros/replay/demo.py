@@ -73,7 +73,7 @@ def default_params_file() -> Path | None:
 def sample_bag(cache_dir: Path, sequences: int, quick: bool, regenerate: bool) -> Path:
     """Generate (once) the synthetic sample clip store and export it to a bag; returns the bag."""
     from retf_ros.data.synthetic.generate import SynthConfig, generate_store
-    from retf_ros.replay.export import ExportOptions, export_clip_store
+    from retf_ros.bags.export import ExportOptions, export_clip_store
 
     config = SynthConfig(**({"min_duration_s": QUICK_DURATION_S[0], "max_duration_s": QUICK_DURATION_S[1]}
                             if quick else {}))
@@ -125,7 +125,7 @@ def _num(value) -> str:
 
 
 def run_demo(options: DemoOptions) -> int:
-    from retf_ros.replay.bagio import BagReader
+    from retf_ros.bags.bagio import BagReader
     from retf_ros.replay.evaluate import EvalRequest, evaluate_bag, summary_lines
     from retf_ros.replay.report import documented_comparison
 

@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retf_ros.errors import RetfError
-from retf_ros.replay.bag_frames import ground_truth
-from retf_ros.replay.bagio import BagReader
-from retf_ros.replay.conventions import ModalityTopics
+from retf_ros.bags.frames import ground_truth
+from retf_ros.bags.bagio import BagReader
+from retf_ros.bags.conventions import ModalityTopics
 from retf_ros.replay.offline import (OfflineOptions, ReplayRun, erank_thresholds_from_params, node_parameters,
                                      run_offline, sync_config_from_params)
 from retf_ros.replay.scoring import split_clips
@@ -28,6 +28,7 @@ class EvalRequest:
     topics: ModalityTopics = ModalityTopics()
     overrides: dict = field(default_factory=dict)
     progress: bool = True
+    distro: str | None = None
 
 
 @dataclass
@@ -48,7 +49,7 @@ def evaluate_bag(request: EvalRequest, on_document=None) -> EvalOutcome:
 
     if not (request.offline or request.live):
         raise RetfError("nothing to do: enable the offline run, the live run or both")
-    reader = BagReader(request.bag)
+    reader = BagReader(request.bag, distro=request.distro)
     params = node_parameters(request.params_file)
     thresholds = erank_thresholds_from_params(params)
     loaded = load_checkpoint(request.checkpoint)
@@ -61,12 +62,13 @@ def evaluate_bag(request: EvalRequest, on_document=None) -> EvalOutcome:
         options = OfflineOptions(device=request.device, torch_threads=request.torch_threads, window=window,
                                  stride=stride, sync=sync_config_from_params(params), erank_thresholds=thresholds,
                                  skeleton_layout=params.get("skeleton.layout") or None,
-                                 skeleton_body_id=int(params.get("skeleton.body_id", -1)), topics=request.topics)
+                                 skeleton_body_id=int(params.get("skeleton.body_id", -1)), topics=request.topics,
+                                 distro=request.distro)
         runs.append(run_offline(request.bag, loaded.path, options, progress=request.progress))
     if request.live:
         overrides = {"device": request.device, "torch_threads": request.torch_threads, **request.overrides}
         live_options = LiveOptions(params_file=request.params_file, rate=request.rate, overrides=overrides,
-                                   domain_id=request.domain_id, topics=request.topics)
+                                   domain_id=request.domain_id, topics=request.topics, distro=request.distro)
         runs.append(run_live(request.bag, loaded.path, request.report_dir / "live", live_options, on_document,
                              tuple(loaded.model.config.modalities)))
     report = build_report(reader.summary, str(loaded.path), loaded.sha256, metadata, runs, clips, thresholds)

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retf_ros.errors import RetfError
-from retf_ros.replay.bag_frames import resolve_topics
-from retf_ros.replay.bagio import BagReader
-from retf_ros.replay.conventions import RGB_COMPRESSED_TOPIC, ModalityTopics
+from retf_ros.bags.frames import resolve_topics
+from retf_ros.bags.bagio import BagReader
+from retf_ros.bags.conventions import RGB_COMPRESSED_TOPIC, ModalityTopics
 from retf_ros.replay.offline import ReplayRun
 
 NODE_NAME = "anticipation_node"
@@ -49,6 +49,7 @@ class LiveOptions:
     max_idle_s: float = 0.5
     overrides: dict = field(default_factory=dict)
     topics: ModalityTopics = ModalityTopics()
+    distro: str | None = None  # definitions of a bag that stores none (the player converts)
 
 
 class _LineTail:
@@ -87,7 +88,7 @@ def run_live(bag: str | Path, checkpoint: str | Path, work_dir: Path, options: L
 
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    reader = BagReader(bag)
+    reader = BagReader(bag, distro=options.distro)
     stream = resolve_topics(reader, model_modalities or ("rgb", "depth", "skeleton"), options.topics)
     play_topics = sorted(stream.modality_topics.values())
     domain = options.domain_id if options.domain_id is not None else random.randint(60, 99)
@@ -111,7 +112,7 @@ def run_live(bag: str | Path, checkpoint: str | Path, work_dir: Path, options: L
     try:
         node = start("anticipation_node", node_argv(options.params_file, overrides, remaps=remaps), env, work_dir)
         processes.append(node)
-        recorder = start("recorder", [sys.executable, "-m", "retf_ros.ros.bag_recorder", output_topic,
+        recorder = start("recorder", [sys.executable, "-m", "retf_ros.bags.recorder", output_topic,
                                       DIAGNOSTICS_TOPIC, "--out", str(recorded), "--echo"], env, work_dir)
         processes.append(recorder)
         tail = _LineTail(recorder.log_path)
@@ -139,10 +140,11 @@ def run_live(bag: str | Path, checkpoint: str | Path, work_dir: Path, options: L
                      "the node's anticipation publisher")
         except TimeoutError as exc:
             raise RetfError(f"{exc}; last lines of {node.log_path}:\n{_log_tail(node)}") from None
-        player = start("player", [sys.executable, "-m", "retf_ros.ros.bag_player", str(bag), "--topics", *play_topics,
+        player = start("player", [sys.executable, "-m", "retf_ros.bags.player", str(bag), "--topics", *play_topics,
                                   "--clock", "--rate", str(options.rate), "--max-idle", str(options.max_idle_s),
                                   "--wait-for-subscribers", str(options.subscriber_timeout_s),
-                                  "--publish-log", str(publish_log)], env, work_dir)
+                                  "--publish-log", str(publish_log),
+                                  *(("--distro", options.distro) if options.distro else ())], env, work_dir)
         processes.append(player)
         while player.alive():
             node_alive()
@@ -167,8 +169,8 @@ def run_live(bag: str | Path, checkpoint: str | Path, work_dir: Path, options: L
         remove_stale_shm_segments()
     wall_s = time.perf_counter() - started
     # The recording is the authoritative record: each document with the recorder's receive time.
-    received = [(m.log_ns, json.loads(BagReader.deserialize(m).data))
-                for m in BagReader(recorded).messages([output_topic])]
+    recording = BagReader(recorded)
+    received = [(m.log_ns, json.loads(recording.deserialize(m).data)) for m in recording.messages([output_topic])]
     documents, receive_ns = [d for _, d in received], [t for t, _ in received]
     if not documents:
         player_log = (work_dir / "player.log").read_text(errors="replace").strip()
@@ -222,7 +224,7 @@ def _last_node_counters(recorded: Path) -> dict[str, int]:
     if last is None:
         return {}
     counters: dict[str, int] = {}
-    for status in BagReader.deserialize(last).status:
+    for status in reader.deserialize(last).status:
         if NODE_NAME not in status.name:
             continue
         for item in status.values:

@@ -1,6 +1,6 @@
 """Offline replay evaluation: the node's runtime on a bag's messages, no DDS, faster than real time.
 
-Frames come from :mod:`retf_ros.replay.bag_frames` (the node's conversions and synchroniser),
+Frames come from :mod:`retf_ros.bags.frames` (the node's conversions and synchroniser),
 predictions from the node's :class:`StreamingPredictor`, and each prediction becomes the same
 ``retf_ros/anticipation/v1`` document the node publishes, so offline and live runs are scored
 by the same code from the same kind of record.
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retf_ros.errors import RetfError
-from retf_ros.replay.bag_frames import frame_sets, resolve_topics, skeleton_reader
-from retf_ros.replay.bagio import BagReader
-from retf_ros.replay.conventions import ModalityTopics
+from retf_ros.bags.frames import frame_sets, resolve_topics, skeleton_reader
+from retf_ros.bags.bagio import BagReader
+from retf_ros.bags.conventions import ModalityTopics
 from retf_ros.runtime.health import ErankThresholds
 from retf_ros.runtime.sync import SyncConfig
 
@@ -54,6 +54,7 @@ class OfflineOptions:
     erank_thresholds: ErankThresholds = ErankThresholds()
     skeleton_layout: str | None = None   # joint order of the bag's PoseArrays (node: skeleton.layout)
     skeleton_body_id: int = -1           # MarkerArray body to follow (node: skeleton.body_id)
+    distro: str | None = None            # definitions of a bag that stores none (retf_ros.bags.distros)
 
 
 def node_parameters(path: str | os.PathLike | None) -> dict:
@@ -117,7 +118,7 @@ def run_offline(bag: str | os.PathLike, checkpoint: str | os.PathLike, options: 
     from retf_ros.runtime.predictor import StreamingPredictor
 
     torch.set_num_threads(options.torch_threads)
-    reader = BagReader(bag)
+    reader = BagReader(bag, distro=options.distro)
     loaded = load_checkpoint(checkpoint)
     predictor = StreamingPredictor(loaded, device=options.device, window=options.window, stride=options.stride,
                                    erank_thresholds=options.erank_thresholds)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from retf_ros.replay.bag_frames import GroundTruthFrame
+from retf_ros.bags.frames import GroundTruthFrame
 from retf_ros.runtime.stream_eval import DEFAULT_AHEAD_S, StreamScorer
 
 NS = 1_000_000_000

@@ -63,6 +63,7 @@ class NodeHealth:
     windows_run: int = 0
     skipped_windows: int = 0
     erank: ErankReport | None = None
+    input_problems: list[str] = field(default_factory=list)   # why inputs deliver nothing (ros/input_check.py)
 
 
 def add_sync_health(health: NodeHealth, sync, extra_drops: dict[str, int], reported: dict[str, int],
@@ -163,6 +164,8 @@ def _inputs(health: NodeHealth) -> DiagnosticStatus:
             problems.append(f"{modality}: nothing received yet")
     if health.lifecycle_state != "active":
         return _status(health, "inputs", DiagnosticStatus.OK, f"not subscribed ({health.lifecycle_state})", values)
+    if health.input_problems:  # why nothing arrives beats "waiting": the topic, the type seen, the type expected
+        return _status(health, "inputs", DiagnosticStatus.WARN, "; ".join(health.input_problems + problems), values)
     if not health.modalities or all(m.state == "waiting" for m in health.modalities.values()):
         return _status(health, "inputs", DiagnosticStatus.WARN, "waiting for input", values)
     level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK

@@ -31,6 +31,7 @@ from retf_ros.errors import RetfError
 from retf_ros.runtime.messages import InvalidMessage, SkeletonReader
 from retf_ros.runtime.sync import ApproximateTimeSynchronizer, SyncConfig
 from retf_ros.ros.diagnostics import LatencyWindow, NodeHealth, add_sync_health, diagnostic_statuses
+from retf_ros.ros.input_check import input_problems
 from retf_ros.ros.lifecycle import SUCCESS, SensorLifecycleNode, run_lifecycle_node
 from retf_ros.ros.params import PARAMETERS
 from retf_ros.ros.qos import output_qos
@@ -270,6 +271,8 @@ class AnticipationNode(SensorLifecycleNode):
         health.windows_run = self._windows_run
         health.skipped_windows = self._missed_model_frames // max(1, predictor.stride) if predictor else 0
         health.erank = self._last_erank
+        if any(m.state in ("waiting", "missing") for m in health.modalities.values()):
+            health.input_problems = input_problems(self, self._inputs)
         return health
 
     def diagnostic_statuses(self) -> list:

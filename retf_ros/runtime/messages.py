@@ -208,6 +208,11 @@ def marker_array_to_skeleton(msg, layout: SkeletonLayout | str, body_id: int | N
     return convert_joints(nearest.joints, AZURE_KINECT_32, layout)
 
 
+def marker_body_ids(msg) -> list[int]:
+    """Ids of the bodies a MarkerArray (Azure Kinect convention) holds, ascending."""
+    return [body.body_id for body in _bodies(msg)]
+
+
 def convert_joints(points: np.ndarray, src: SkeletonLayout, dst: SkeletonLayout) -> np.ndarray:
     """(J_src, 3) -> (J_dst, 3) by joint name, as ``retf_ros.fusion.skeleton.convert_layout``
     (derived joints as means of their sources); joints ``src`` cannot give are NaN."""

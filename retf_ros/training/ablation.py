@@ -235,7 +235,7 @@ def run_ablation(data, out, config_path=None, seeds=(1, 10, 13452), epochs=None,
     prediction per second at 5 fps: the same scores in expectation as every frame, 5x cheaper).
     """
     from retf_ros.data.clipstore import data_fingerprint
-    from retf_ros.training.commands import invoked_command
+    from retf_ros.training.config import invoked_command
     from retf_ros.training.report import json_ready
     from retf_ros.training.trainer import default_cache_dir
 

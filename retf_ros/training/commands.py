@@ -5,23 +5,17 @@ Heavy imports (torch, the model) happen inside the command functions so `retf --
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
 from retf_ros.errors import RetfError
+from retf_ros.training.config import invoked_command
 
 TRAIN_OVERRIDES = {  # command-line option -> TrainConfig key (None values are not overrides)
     "split": "split", "modalities": "modalities", "task": "task", "fps": "fps", "window": "window",
     "horizon_s": "horizon_s", "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "seed": "seed",
     "device": "device", "threads": "threads", "cache_dir": "cache_dir", "workers": "num_workers",
     "samples_per_clip": "samples_per_clip", "fusion": "model.fusion", "exchange_ratio": "model.exchange_ratio",
-    "selection": "model.exchange_selection", "modality_dropout": "model.modality_dropout",
+    "selection": "model.exchange_selection", "modality_dropout": "model.modality_dropout", "init": "init",
 }
-
-
-def invoked_command() -> str:
-    """The command line as the user typed it (recorded in checkpoint metadata)."""
-    return " ".join(["retf", *(shlex.quote(a) for a in sys.argv[1:])])
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--threads", type=int, help="torch CPU threads")
     train.add_argument("--workers", type=int, help="DataLoader worker processes")
     train.add_argument("--cache-dir", help="prepared-frame cache (default ~/.cache/retf_ros/prepared)")
+    train.add_argument("--init", metavar="CHECKPOINT",
+                       help="fine-tune: start from this checkpoint (its architecture, encoders, fuser and temporal "
+                            "model; class heads rebuilt when the data's classes differ); docs/your-data.md")
     train.set_defaults(func=run_train)
 
     evaluate = subparsers.add_parser(

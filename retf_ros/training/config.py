@@ -6,6 +6,8 @@ except what the data decides: number of classes, modalities, joint layout, featu
 from __future__ import annotations
 
 import dataclasses
+import shlex
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,7 @@ class TrainConfig:
     threads: int | None = None          # torch CPU threads; None = torch's default
     cache_dir: str | None = None        # prepared-frame cache; None = ~/.cache/retf_ros/prepared
     model: dict = field(default_factory=dict)  # R3DConfig overrides (dim, image_size, fusion, ...)
+    init: str | None = None             # checkpoint to start from (fine-tuning, training/finetune.py)
 
     def validate(self) -> None:
         if self.task not in ("stream", "protocol"):
@@ -90,3 +93,8 @@ def load_config(path: str | Path | None, overrides: dict) -> TrainConfig:
     config = TrainConfig(**values, model=model)
     config.validate()
     return config
+
+
+def invoked_command() -> str:
+    """The command line as the user typed it (recorded in checkpoint metadata)."""
+    return " ".join(["retf", *(shlex.quote(a) for a in sys.argv[1:])])

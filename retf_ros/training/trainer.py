@@ -23,9 +23,11 @@ from pathlib import Path
 
 import torch
 
+from retf_ros.checkpoint import load_checkpoint
 from retf_ros.errors import RetfError
 from retf_ros.training.config import TrainConfig
 from retf_ros.training.dataset import TaskSpec, WindowDataset
+from retf_ros.training.finetune import describe as describe_init, init_model_config, load_initial_weights
 from retf_ros.training.prepared import PrepareSpec, PreparedCache, depth_statistics
 from retf_ros.training.state import TrainingState, load_optimizer_state, save_optimizer_state
 
@@ -134,6 +136,10 @@ class Trainer:
                 feature_dims=_feature_dims(self.store, self.train_ids[0], self.modalities), **model_options)
         except (TypeError, ValueError) as exc:
             raise RetfError(f"invalid model options {model_options}: {exc}") from None
+        self.init = load_checkpoint(config.init) if config.init else None  # fine-tuning (training/finetune.py)
+        if self.init is not None:
+            self.model_config = init_model_config(self.init, self.store.classes, self.modalities, dict(config.model))
+            self.modalities = list(self.model_config.modalities)
         if config.window > self.model_config.max_frames:
             raise RetfError(f"window {config.window} exceeds model.max_frames {self.model_config.max_frames}")
         self.task = TaskSpec(task=config.task, window=config.window,
@@ -162,6 +168,7 @@ class Trainer:
                 "config": config.to_dict(),
                 "data": str(self.store.root),
                 "data_fingerprint": self.fingerprint,
+                "init": None if self.init is None else {"path": str(self.init.path), "sha256": self.init.sha256},
                 "split": self.split,
                 "seed": config.seed,
                 "epochs_done": epoch + 1,
@@ -266,6 +273,10 @@ class Trainer:
             model = R3DModel(self.model_config).to(self.device)
         except (ValueError, ImportError) as exc:
             raise RetfError(f"cannot build the model from the options {config.model}: {exc}") from None
+        if self.init is not None:
+            fresh = load_initial_weights(model, self.init, self.store.classes)
+            if self.dist.main:
+                print(describe_init(self.init, fresh), file=sys.stderr)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         state = TrainingState(epoch=0, step=0, best_score=-math.inf, extra={})
         self.out.mkdir(parents=True, exist_ok=True)

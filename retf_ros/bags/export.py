@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from retf_ros.errors import DataFormatError
-from retf_ros.replay import bag_messages
-from retf_ros.replay.bagio import BagWriter
-from retf_ros.replay.conventions import (DEFAULT_CLIP_GAP_S, DEFAULT_FRAME_ID, DEFAULT_START_EPOCH_S,
-                                         META_CLASSES, META_CLIPS, META_FPS, META_LAYOUT, META_SOURCE,
-                                         RGB_COMPRESSED_TOPIC, ModalityTopics)
+from retf_ros.bags import messages as bag_messages
+from retf_ros.bags.bagio import BagWriter
+from retf_ros.bags.conventions import (DEFAULT_CLIP_GAP_S, DEFAULT_FRAME_ID, DEFAULT_START_EPOCH_S,
+                                       META_CLASSES, META_CLIPS, META_FPS, META_LAYOUT, META_SOURCE,
+                                       RGB_COMPRESSED_TOPIC, ModalityTopics)
 
 NS = 1_000_000_000
 EXPORTED_MODALITIES = ("rgb", "depth", "skeleton")
@@ -39,7 +39,8 @@ class ExportSummary:
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """``compressed``: None for raw rgb8 Images, "jpeg" or "png" for CompressedImage."""
+    """``compressed``: None for raw rgb8 Images, "jpeg" or "png" for CompressedImage; ``distro``:
+    whose message definitions the bag stores (None: the running distro's)."""
 
     split: str | None = None
     part: str = "test"
@@ -49,6 +50,7 @@ class ExportOptions:
     start_epoch_s: int = DEFAULT_START_EPOCH_S
     clip_gap_s: float = DEFAULT_CLIP_GAP_S
     max_clips: int | None = None
+    distro: str | None = None
 
 
 def export_clip_store(store_dir: str | os.PathLike, out: str | os.PathLike,
@@ -56,7 +58,7 @@ def export_clip_store(store_dir: str | os.PathLike, out: str | os.PathLike,
     """Write the clips of ``options.part`` of ``options.split`` (or ``options.clip_ids``) to a bag."""
     from retf_ros.data.clipstore import ClipStore
 
-    writer = BagWriter(out)  # refuses an existing bag before any work
+    writer = BagWriter(out, distro=options.distro)  # refuses an existing bag before any work
     store = ClipStore(store_dir)
     clip_ids = list(options.clip_ids) if options.clip_ids else store.clip_ids(options.split, options.part)
     if options.max_clips is not None:

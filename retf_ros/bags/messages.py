@@ -11,7 +11,8 @@ import json
 import numpy as np
 
 from retf_ros.errors import RetfError
-from retf_ros.replay.conventions import COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, POSE_ARRAY_TYPE, STRING_TYPE, typestore
+from retf_ros.bags.conventions import (COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, MARKER_ARRAY_TYPE, POSE_ARRAY_TYPE, STRING_TYPE,
+                                       typestore)
 from retf_ros.runtime.messages import array_to_image_fields
 
 COMPRESSED_FORMATS = ("jpeg", "png")
@@ -58,6 +59,32 @@ def skeleton_message(joints: np.ndarray, stamp_ns: int, frame_id: str):
                   orientation=quaternion(x=0.0, y=0.0, z=0.0, w=1.0))
              for x, y, z in np.asarray(joints, dtype=np.float64)]
     return types[POSE_ARRAY_TYPE](header=header(stamp_ns, frame_id), poses=poses)
+
+
+def marker_array_message(bodies: dict[int, np.ndarray], stamp_ns: int, frame_id: str, distro: str | None = None):
+    """Bodies {body id: (32, 3) metres in the Azure Kinect order} -> MarkerArray in the Azure Kinect
+    body-tracking convention (one SPHERE per joint, marker id = body id * 100 + joint; what
+    :func:`retf_ros.runtime.messages.marker_array_to_skeleton` reads), in ``distro``'s definition
+    of Marker (default: the running distro's; fields a distro added stay at their defaults)."""
+    from rosbags.convert.converter import default_message
+
+    from retf_ros.bags.distros import distro_typestore, running_distro
+    from retf_ros.runtime.messages import MARKER_IDS_PER_BODY
+
+    store = distro_typestore(distro or running_distro())
+    sphere = 2  # visualization_msgs/Marker.SPHERE
+    markers = []
+    for body, joints in sorted(bodies.items()):
+        for joint, (x, y, z) in enumerate(np.asarray(joints, dtype=np.float64)):
+            marker = default_message(store, "visualization_msgs/msg/Marker")
+            marker.header = header(stamp_ns, frame_id)
+            marker.ns, marker.id, marker.type, marker.action = "body_tracking", body * MARKER_IDS_PER_BODY + joint, sphere, 0
+            marker.pose.position.x, marker.pose.position.y, marker.pose.position.z = float(x), float(y), float(z)
+            marker.pose.orientation.w = 1.0
+            marker.scale.x = marker.scale.y = marker.scale.z = 0.05
+            marker.color.a = 1.0
+            markers.append(marker)
+    return store.types[MARKER_ARRAY_TYPE](markers=markers)
 
 
 def ground_truth_message(stamp_ns: int, label: str, class_id: int, clip: str, frame: int, clip_stamp: float):

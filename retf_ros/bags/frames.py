@@ -22,10 +22,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import groupby
 
+from rosbags.serde import SerdeError
+
 from retf_ros.errors import DataFormatError
-from retf_ros.replay.bagio import BagMessage, BagReader
-from retf_ros.replay.conventions import (COMPRESSED_IMAGE_TYPE, MARKER_ARRAY_TYPE, META_LAYOUT,
-                                         RGB_COMPRESSED_TOPIC, ModalityTopics, bare_topic)
+from retf_ros.bags.bagio import BagMessage, BagReader
+from retf_ros.bags.conventions import (COMPRESSED_IMAGE_TYPE, MARKER_ARRAY_TYPE, META_LAYOUT,
+                                       RGB_COMPRESSED_TOPIC, ModalityTopics, bare_topic)
 from retf_ros.runtime import messages as conversions
 from retf_ros.runtime.frames import FrameSet
 from retf_ros.runtime.sync import ApproximateTimeSynchronizer, SyncConfig
@@ -94,8 +96,8 @@ def skeleton_reader(reader: BagReader, stream: FrameStream, model_layout: str | 
         raise DataFormatError(f"bag {reader.path}: skeleton on {topic}: {exc}") from None
 
 
-def _convert(message: BagMessage, modality: str, skeletons: conversions.SkeletonReader | None):
-    msg = BagReader.deserialize(message)
+def _convert(reader: BagReader, message: BagMessage, modality: str, skeletons: conversions.SkeletonReader | None):
+    msg = reader.deserialize(message)
     if modality == "skeleton":
         array = skeletons.convert(msg)
     elif message.msgtype == COMPRESSED_IMAGE_TYPE:
@@ -121,7 +123,7 @@ def frame_sets(reader: BagReader, stream: FrameStream, sync_config: SyncConfig,
         now = log_ns / NS
         added = False
         for message in group:
-            added |= _add(sync, stream, message, by_topic[message.topic], skeletons, now)
+            added |= _add(reader, sync, stream, message, by_topic[message.topic], skeletons, now)
         if added:
             frames = sync.take(now)
             if frames is not None:
@@ -134,15 +136,15 @@ def frame_sets(reader: BagReader, stream: FrameStream, sync_config: SyncConfig,
         yield frames
 
 
-def _add(sync: ApproximateTimeSynchronizer, stream: FrameStream, message: BagMessage, modality: str,
-         skeletons: conversions.SkeletonReader | None, now: float) -> bool:
+def _add(reader: BagReader, sync: ApproximateTimeSynchronizer, stream: FrameStream, message: BagMessage,
+         modality: str, skeletons: conversions.SkeletonReader | None, now: float) -> bool:
     """Convert one message and store it in the synchroniser; False when it was dropped (counted)."""
     try:
-        stamp_ns, array, frame_id = _convert(message, modality, skeletons)
+        stamp_ns, array, frame_id = _convert(reader, message, modality, skeletons)
     except conversions.InvalidMessage as exc:
         sync.count_drop(modality, exc.reason, now)
         return False
-    except (ValueError, KeyError, IndexError, AssertionError) as exc:  # CDR that does not deserialise
+    except (ValueError, KeyError, IndexError, AssertionError, SerdeError) as exc:  # CDR that does not deserialise
         sync.count_drop(modality, "deserialize", now)
         stream.notes.append(f"{message.topic} at {message.log_ns}: cannot deserialise ({exc})")
         return False
@@ -156,7 +158,7 @@ def ground_truth(reader: BagReader, topic: str) -> list[GroundTruthFrame]:
     frames = []
     for message in reader.messages([topic]):
         try:
-            doc = json.loads(BagReader.deserialize(message).data)
+            doc = json.loads(reader.deserialize(message).data)
             stamp_ns = int(doc["stamp_ns"]) if "stamp_ns" in doc else round(float(doc["stamp"]) * NS)
             clip_stamp = doc.get("clip_stamp")
             frames.append(GroundTruthFrame(stamp_ns, str(doc["label"]), int(doc["class_id"]),

@@ -18,7 +18,6 @@ The bag's ``metadata.yaml`` custom_data records the class list, fps and joint la
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 RGB_TOPIC = "rgb/image_raw"
 RGB_COMPRESSED_TOPIC = "rgb/image_raw/compressed"
@@ -67,12 +66,12 @@ def bare_topic(name: str) -> str:
     return name.lstrip("/")
 
 
-@lru_cache(maxsize=1)
 def typestore():
-    """rosbags' message definitions for ROS 2 Kilted (CDR identical to rclpy's, same RIHS01 hashes)."""
-    from rosbags.typesys import Stores, get_typestore
+    """rosbags' message definitions of the running distro (Kilted with the PyPI wheels; CDR
+    identical to rclpy's, same RIHS01 hashes)."""
+    from retf_ros.bags.distros import distro_typestore, running_distro
 
-    return get_typestore(Stores.ROS2_KILTED)
+    return distro_typestore(running_distro())
 
 
 def message_class(msgtype: str):

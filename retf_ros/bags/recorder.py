@@ -9,7 +9,7 @@ of a replayed bag holds the replayed bytes unchanged. Stops on SIGINT/SIGTERM, a
 Prints ``recording <topic> [<type>]`` per subscribed topic and ``recorder ready`` once every
 requested topic is subscribed (a starter process can wait for that line); with ``--echo``,
 ``echo <topic> <data>`` per std_msgs/String message (the demo prints anticipations from it).
-Run as ``retf bag record TOPIC... --out BAG`` or ``python -m retf_ros.ros.bag_recorder``.
+Run as ``retf bag record TOPIC... --out BAG`` or ``python -m retf_ros.bags.recorder``.
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from retf_ros.replay.bagio import BagWriter
-from retf_ros.replay.conventions import STRING_TYPE, message_class, typestore
+from retf_ros.bags.bagio import BagWriter
+from retf_ros.bags.conventions import STRING_TYPE, message_class, typestore
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -113,7 +113,7 @@ def record(args: argparse.Namespace, ros_args: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from retf_ros.ros.bag_player import run_bag_tool
+    from retf_ros.bags.player import run_bag_tool
 
     return run_bag_tool("bag_recorder", build_parser(), record, argv)
 

@@ -1,12 +1,14 @@
 """Bag player: publishes a bag's messages through DDS as raw CDR bytes, paced by bag time.
 
-Messages keep their original bytes (and so their original header stamps); publishing waits
+Messages keep their original bytes (and so their original header stamps), except those recorded
+with another distro's definition of their type: they are converted to the running distro's
+(``retf_ros.bags.distros``; ``--distro`` for bags that store no definitions). Publishing waits
 until ``(log_time - first_log_time) / rate`` has elapsed on the wall clock. With ``--clock`` the
 bag time is published on ``/clock`` before each message that advances it, so nodes running
 with ``use_sim_time`` see the recording's time. ``--loop`` starts over at the end (time then
 jumps backwards, as with ``ros2 bag play --loop``).
 
-Run as ``retf bag play BAG`` or ``python -m retf_ros.ros.bag_player BAG``; arguments after
+Run as ``retf bag play BAG`` or ``python -m retf_ros.bags.player BAG``; arguments after
 ``--ros-args`` go to rclpy (remapping, namespace). DDS settings come from the environment:
 tests and the demo start this process with ``retf_ros.ros.loopback.loopback_environment``.
 """
@@ -18,8 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from retf_ros.replay.bagio import BagReader
-from retf_ros.replay.conventions import CLOCK_TOPIC, CLOCK_TYPE, header_stamp_ns, message_class
+from retf_ros.bags.bagio import BagReader
+from retf_ros.bags.conventions import CLOCK_TOPIC, CLOCK_TYPE, header_stamp_ns, message_class
+from retf_ros.bags.distros import DISTROS
 
 DELIVERY_TIMEOUT_S = 5.0  # how long the player waits at the end for subscribers to acknowledge
 
@@ -27,6 +30,7 @@ DELIVERY_TIMEOUT_S = 5.0  # how long the player waits at the end for subscribers
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="bag_player", description=__doc__.splitlines()[0])
     parser.add_argument("bag", type=Path, help="bag directory or .mcap file")
+    add_distro_argument(parser)
     parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1.0)")
     parser.add_argument("--loop", action="store_true", help="start over at the end until interrupted")
     parser.add_argument("--clock", action="store_true", help="publish the bag time on /clock (use_sim_time)")
@@ -45,14 +49,24 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return parser
 
 
+def add_distro_argument(parser: argparse.ArgumentParser) -> None:
+    """``--distro``: the definitions of a bag that stores none (retf_ros.bags.distros)."""
+    parser.add_argument("--distro", default=None, metavar="DISTRO",
+                        help=f"ROS 2 distro ({'|'.join(DISTROS)}) the bag was recorded with, for bags that store "
+                             "no message definitions (default: the bag's metadata ros_distro, else foxy for rosbag2 metadata version 4 "
+                             "and humble otherwise; bags with definitions use their own)")
+
+
 def play(args: argparse.Namespace, ros_args: list[str] | None = None) -> int:
     """Run the player until the bag ends (or forever with --loop). Returns an exit status."""
     if args.rate <= 0:
         print("bag_player: --rate must be > 0", file=sys.stderr)
         return 2
-    reader = BagReader(args.bag)
+    reader = BagReader(args.bag, distro=args.distro)
     for warning in reader.warnings:
         print(f"bag_player: warning: {warning}", file=sys.stderr)
+    if reader.definitions.needs_conversion:
+        print(f"bag_player: {reader.definitions.describe()[1]}", file=sys.stderr, flush=True)
     topics = sorted(reader.summary.topics) if args.topics is None else [t.lstrip("/") for t in args.topics]
     reader.require_topics(topics)
 
@@ -144,6 +158,7 @@ def _play_once(reader: BagReader, topics: list[str], publishers: dict, clock_pub
             clock.clock.sec, clock.clock.nanosec = divmod(message.log_ns, 1_000_000_000)
             clock_publisher.publish(clock)
             last_clock_ns = message.log_ns
+        message = reader.converted(message)
         wall_ns = time.time_ns()  # before the hand-over: a subscriber may get it before publish() returns
         publishers[message.topic].publish(message.raw)
         count += 1
