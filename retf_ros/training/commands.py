@@ -16,6 +16,7 @@ TRAIN_OVERRIDES = {  # command-line option -> TrainConfig key (None values are n
     "device": "device", "threads": "threads", "cache_dir": "cache_dir", "workers": "num_workers",
     "samples_per_clip": "samples_per_clip", "fusion": "model.fusion", "exchange_ratio": "model.exchange_ratio",
     "selection": "model.exchange_selection", "modality_dropout": "model.modality_dropout",
+    "token_activation": "model.token_activation",
 }
 
 
@@ -49,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--exchange-ratio", type=float, help="rho: fraction of channels exchanged")
     train.add_argument("--selection", choices=("variance", "bn_gamma"), help="exchange channel selection rule")
     train.add_argument("--modality-dropout", type=float, help="probability of dropping a modality per sample")
+    # = retf_ros.fusion.encoders.TOKEN_ACTIVATIONS (written out: `retf --help` does not import torch)
+    train.add_argument("--token-activation", choices=("layernorm", "relu"),
+                       help="how each modality embedding ends: layernorm (faithful, default) or relu (old table)")
     train.add_argument("--samples-per-clip", type=int, help="training windows per clip and epoch")
     train.add_argument("--threads", type=int, help="torch CPU threads")
     train.add_argument("--workers", type=int, help="DataLoader worker processes")
