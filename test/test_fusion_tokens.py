@@ -10,6 +10,7 @@ the conv RGB and depth encoders and the skeleton MLP, relu_flatten_features the 
 embedding and a precomputed-feature modality.
 """
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from safetensors.torch import load_file
 from retf_ros.checkpoint import load_checkpoint, save_checkpoint
 from retf_ros.fusion import R3DConfig, R3DModel, inactive_channels
 from retf_ros.fusion.encoders import TOKEN_ACTIVATIONS
+from retf_ros.fusion.token_stats import TokenMoments
 
 DATA = Path(__file__).parent / "data"
 OLD_CHECKPOINTS = ("relu_conv", "relu_flatten_features")
@@ -109,3 +111,18 @@ def test_the_train_command_selects_the_token_activation():
 
     assert TRAIN_OVERRIDES["token_activation"] == "model.token_activation"
     assert load_config(None, {"model.token_activation": "relu"}).model["token_activation"] == "relu"
+
+
+def test_token_moments_average_the_valid_tokens_channel_mean_and_sd():
+    z = torch.tensor([[[1.0, 3.0], [0.0, 0.0], [9.0, 9.0]], [[-2.0, 2.0], [5.0, 5.0], [7.0, 7.0]]])  # (2, 3, 2)
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    moments = TokenMoments()
+    moments.add(z[:1], mask[:1])
+    moments.add(z[1:], mask[1:])
+    summary = moments.summary()
+    # valid tokens: (1, 3) mean 2 sd 1; (0, 0) mean 0 sd 0; (-2, 2) mean 0 sd 2
+    assert summary["token_mean"] == pytest.approx(2 / 3)
+    assert summary["token_mean_sd"] == pytest.approx((8 / 9) ** 0.5)  # means 2, 0, 0: variance 4/3 - 4/9
+    assert summary["token_sd"] == pytest.approx(1.0)
+    empty = TokenMoments().summary()
+    assert all(math.isnan(v) for v in empty.values())
