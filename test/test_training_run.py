@@ -78,6 +78,13 @@ def test_checkpoint_records_task_provenance_and_metrics(trained_run, tiny_clip_s
     best_epoch = min(json.loads(line)["val_total"] for line in (trained_run / "log.jsonl").read_text().splitlines())
     assert meta["metrics"]["val_total"] == pytest.approx(best_epoch)
     assert loaded.model.config.num_queries == 4 and loaded.model.config.dim == 32
+    # The erank distribution of full windows on the validation clips, for the node's health thresholds.
+    distribution = meta["erank_distribution"]
+    assert distribution["part"] == "val" and distribution["window"] == 8 and distribution["windows"] > 0
+    assert set(distribution["before"]) == {"rgb", "depth", "skeleton"}
+    for summary in (*distribution["before"].values(), distribution["fused"]):
+        assert 1.0 - 1e-6 <= summary["min"] <= summary["p1"] <= summary["p5"] <= summary["p50"] <= summary["max"] <= 8.0
+    assert set(distribution["mutual_gain"]) == {"rgb+depth", "rgb+skeleton", "depth+skeleton"}
 
 
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(trained_run, tiny_clip_store, workdir):
