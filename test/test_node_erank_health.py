@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from retf_ros.ros.node import demo_checkpoint_path
-from retf_ros.ros.processes import start_session, wait_for
+from retf_ros.ros.processes import wait_for
+
+from conftest import serving_session, synthetic_world
 
 pytestmark = pytest.mark.timeout(240)
 WORLD_SEED = 16  # any sequence of today's generator: the world the demo checkpoint knows
-ALL_OK = {"rgb": "ok", "depth": "ok", "skeleton": "ok"}
 DETECT_S = 2.0   # the issue's bound: from the fault's first frame to a flagged window
 RECOVER_S = 6.0  # a window (3.2 s) of live frames, plus slack for a loaded machine
 
@@ -24,26 +25,16 @@ RECOVER_S = 6.0  # a window (3.2 s) of live frames, plus slack for a loaded mach
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
     """One 40 s sequence of the synthetic assembly world (160x120, 15 fps)."""
-    from retf_ros.data.synthetic.generate import SynthConfig, generate_store
-
-    root = tmp_path_factory.mktemp("erank_world") / "clips"
-    generate_store(root, 1, WORLD_SEED, SynthConfig(min_duration_s=40.0, max_duration_s=40.0), progress=False)
-    return root
+    return synthetic_world(tmp_path_factory.mktemp("erank_world") / "clips", 1, WORLD_SEED, 40.0, 40.0)
 
 
 @pytest.fixture(scope="module")
 def session(ros_env_shared, world, unique_namespace, tmp_path_factory):
     metadata = json.loads(demo_checkpoint_path().with_suffix(".json").read_text())
     assert "erank_distribution" in metadata, "the demo checkpoint must record its erank distribution"
-    session = start_session(ros_env_shared, tmp_path_factory.mktemp("erank_health"), namespace=unique_namespace,
-                            overrides={"torch_threads": 1, "diagnostics.rate_hz": 5.0},
-                            camera_options=("--clip-store", str(world), "--rate", "15"))
-    try:
-        session.wait_for_anticipation(lambda doc: doc["modalities"] == ALL_OK, timeout=150,
-                                      what="an anticipation with every modality ok")
-        yield session
-    finally:
-        session.stop()
+    yield from serving_session(ros_env_shared, tmp_path_factory.mktemp("erank_health"), namespace=unique_namespace,
+                               overrides={"torch_threads": 1, "diagnostics.rate_hz": 5.0},
+                               camera_options=("--clip-store", str(world), "--rate", "15"))
 
 
 def _stamp_s(doc: dict) -> float:
