@@ -138,6 +138,21 @@ def ros_env_shared(tmp_path_factory):
     yield from _loopback_env(tmp_path_factory.mktemp("ros_log"))
 
 
+def serving_session(env: dict, log_dir: Path, **options):
+    """start_session (retf_ros.ros.processes) with ``options``, yielded once start-up is over (an
+    anticipation with every input ok: until each topic is discovered an anticipation rightly
+    reports it missing); stopped afterwards. For module fixtures: ``yield from``."""
+    from retf_ros.ros.processes import start_session
+
+    session = start_session(env, log_dir, **options)
+    try:
+        session.wait_for_anticipation(lambda doc: set(doc["modalities"].values()) == {"ok"}, timeout=150,
+                                      what="an anticipation with every modality ok")
+        yield session
+    finally:
+        session.stop()
+
+
 @pytest.fixture(scope="module")
 def unique_namespace() -> str:
     """A namespace no concurrent test run uses, so sessions on one DDS domain stay apart."""
@@ -148,14 +163,18 @@ def unique_namespace() -> str:
 REPLAY_SEED = 4242
 
 
+def synthetic_world(root: Path, sequences: int, seed: int, min_s: float, max_s: float) -> Path:
+    """A clip store of ``sequences`` sequences of the synthetic generator (160x120, 15 fps)."""
+    from retf_ros.data.synthetic.generate import SynthConfig, generate_store
+
+    generate_store(root, sequences, seed, SynthConfig(min_duration_s=min_s, max_duration_s=max_s), progress=False)
+    return root
+
+
 @pytest.fixture(scope="session")
 def replay_clip_store(tmp_path_factory) -> Path:
     """Two short (8-10 s) sequences of the synthetic generator, 160x120 at 15 fps."""
-    from retf_ros.data.synthetic.generate import SynthConfig, generate_store
-
-    root = tmp_path_factory.mktemp("replay") / "clips"
-    generate_store(root, 2, REPLAY_SEED, SynthConfig(min_duration_s=8.0, max_duration_s=10.0), progress=False)
-    return root
+    return synthetic_world(tmp_path_factory.mktemp("replay") / "clips", 2, REPLAY_SEED, 8.0, 10.0)
 
 
 @pytest.fixture(scope="session")

@@ -64,11 +64,17 @@ def test_every_parameter_has_description_type_and_range_or_choices():
 @pytest.mark.parametrize("name, value", [
     ("device", "tpu"), ("device", "cuda:x"), ("precision", "fp64"), ("sync.reference", "thermal"),
     ("sync.policy", "any"), ("skeleton.layout", "openpose_18"), ("qos.depth.reliability", "sometimes"),
-    ("sync.slop_s", 0.0), ("torch_threads", 0),
+    ("sync.slop_s", 0.0), ("torch_threads", 0), ("erank.warn_percentile", 3.0), ("erank.high_percentile", 97.0),
 ])
 def test_bad_values_are_refused_naming_the_parameter(name, value):
     problem = validation_problem(name, value)
     assert problem is not None and f"'{name}'" in problem
+
+
+@pytest.mark.parametrize("name, value", [("erank.warn_percentile", 0.0), ("erank.warn_percentile", 2.0),
+                                         ("erank.error_percentile", 0.5), ("erank.high_percentile", 99.0)])
+def test_erank_percentiles_must_be_recorded_ones_or_zero(name, value):
+    assert validation_problem(name, value) is None
 
 
 @pytest.mark.parametrize("value", ["auto", "cpu", "cuda", "cuda:0", "cuda:3"])

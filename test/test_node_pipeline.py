@@ -10,7 +10,9 @@ import pytest
 import yaml
 
 from retf_ros.client import validate_anticipation
-from retf_ros.ros.processes import leftover_shm, shm_files_of, start_session, wait_for
+from retf_ros.ros.processes import leftover_shm, shm_files_of, wait_for
+
+from conftest import serving_session
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(240)
@@ -37,17 +39,9 @@ def _params_file(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def session(ros_env_shared, tiny_checkpoint, unique_namespace, tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("pipeline")
-    session = start_session(ros_env_shared, log_dir, namespace=unique_namespace, checkpoint=tiny_checkpoint,
-                            params_file=_params_file(log_dir / "params.yaml"), overrides=OVERRIDES,
-                            camera_options=("--rate", "30", "--width", "160", "--height", "120"), visuals=True)
-    try:
-        # Start-up is over once every input has been discovered and reaches the node: until then
-        # an anticipation rightly reports a not-yet-connected topic as missing.
-        session.wait_for_anticipation(lambda doc: doc["modalities"] == ALL_OK, timeout=150,
-                                      what="an anticipation with every modality ok")
-        yield session
-    finally:
-        session.stop()
+    yield from serving_session(ros_env_shared, log_dir, namespace=unique_namespace, checkpoint=tiny_checkpoint,
+                               params_file=_params_file(log_dir / "params.yaml"), overrides=OVERRIDES,
+                               camera_options=("--rate", "30", "--width", "160", "--height", "120"), visuals=True)
 
 
 def _stamp_ns(doc: dict) -> int:

@@ -78,6 +78,13 @@ def test_checkpoint_records_task_provenance_and_metrics(trained_run, tiny_clip_s
     best_epoch = min(json.loads(line)["val_total"] for line in (trained_run / "log.jsonl").read_text().splitlines())
     assert meta["metrics"]["val_total"] == pytest.approx(best_epoch)
     assert loaded.model.config.num_queries == 4 and loaded.model.config.dim == 32
+    # The erank distribution of full windows on the validation clips, for the node's health thresholds.
+    distribution = meta["erank_distribution"]
+    assert distribution["part"] == "val" and distribution["window"] == 8 and distribution["windows"] > 0
+    assert set(distribution["before"]) == {"rgb", "depth", "skeleton"}
+    for summary in (*distribution["before"].values(), distribution["fused"]):
+        assert 1.0 - 1e-6 <= summary["min"] <= summary["p1"] <= summary["p5"] <= summary["p50"] <= summary["max"] <= 8.0
+    assert set(distribution["mutual_gain"]) == {"rgb+depth", "rgb+skeleton", "depth+skeleton"}
 
 
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(trained_run, tiny_clip_store, workdir):
@@ -131,6 +138,13 @@ def test_eval_cli_writes_moc_erank_and_streaming_json(trained_run, tiny_clip_sto
     assert set(erank["mutual_gain"]) == {"rgb+depth", "rgb+skeleton", "depth+skeleton"}
     assert set(erank["inactive_channels"]) == {"rgb", "depth", "skeleton"}
     assert all(0.0 <= n <= loaded.model.config.dim for n in erank["inactive_channels"].values())
+    # LayerNorm-ed tokens (the default ending): no dead channel, signed tokens around 0 with sd ~1.
+    assert erank["inactive_channels"] == {"rgb": 0.0, "depth": 0.0, "skeleton": 0.0}
+    assert set(erank["token_statistics"]) == {"rgb", "depth", "skeleton"}
+    for stats in erank["token_statistics"].values():
+        assert abs(stats["token_mean"]) < 0.2 and 0.0 <= stats["token_mean_sd"] < 0.2
+        assert 0.7 < stats["token_sd"] < 1.3
+    assert "tokens entering the exchange: per-token mean" in result.stdout
     accuracy = report["streaming"]["accuracy"]
     assert 0.0 <= accuracy["1"] <= 100.0 and 0.0 <= accuracy["2"] <= 100.0
     assert accuracy["4"] is None  # beyond the 2 s horizon: not scored

@@ -4,11 +4,31 @@ They run once per frame (the streaming runtime caches their output), so they see
 every encoder maps (N, ...) -> (N, C), and the model folds (B, T) into N. GroupNorm rather than
 BatchNorm keeps a frame's token independent of whatever else is in the batch (padding, other
 samples), which is what makes streaming equal batch inference.
+
+Every encoder ends in its token ending (``token_ending``): by default an affine per-token
+LayerNorm with no activation after it, as in the authors' model, whose tokens entering the
+exchange are signed (about half of the values negative, per-token mean ~0, sd ~1) and have no
+channel that is constant over frames. The old ending, a ReLU, left 46-84 of 128 channels dead
+on every frame, and RTF's lowest-variance rule then selects exactly those dead units; it stays
+available (``token_activation="relu"``) only to reproduce and load models trained with it.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+TOKEN_ACTIVATIONS = ("layernorm", "relu")
+
+
+def token_ending(dim: int, activation: str) -> nn.Module:
+    """The last layer of a modality embedding, (N, C) -> (N, C): an affine LayerNorm over the C
+    channels ("layernorm", the default) or the old ReLU ("relu"). It replaces the ReLU at the same
+    position, so a "relu" model has exactly the parameters (and state-dict keys) of before."""
+    if activation == "layernorm":
+        return nn.LayerNorm(dim)
+    if activation == "relu":
+        return nn.ReLU(inplace=True)
+    raise ValueError(f"token_activation must be one of {', '.join(TOKEN_ACTIVATIONS)}, got {activation!r}")
 
 
 def _conv_stage(cin: int, cout: int, kernel: int) -> nn.Sequential:
@@ -22,14 +42,15 @@ class ConvFrameEncoder(nn.Module):
     the projection so where something is in the image survives the pooling.
     """
 
-    def __init__(self, in_channels: int, dim: int = 128, widths: tuple[int, ...] = (32, 64, 96, 128)):
+    def __init__(self, in_channels: int, dim: int = 128, widths: tuple[int, ...] = (32, 64, 96, 128),
+                 token_activation: str = "layernorm"):
         super().__init__()
         stages, cin = [], in_channels
         for i, width in enumerate(widths):
             stages.append(_conv_stage(cin, width, 5 if i == 0 else 3))
             cin = width
         self.features = nn.Sequential(*stages, nn.AdaptiveAvgPool2d(2))
-        self.proj = nn.Sequential(nn.Flatten(), nn.Linear(cin * 4, dim), nn.ReLU(inplace=True))
+        self.proj = nn.Sequential(nn.Flatten(), nn.Linear(cin * 4, dim), token_ending(dim, token_activation))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self.features(x))
@@ -38,8 +59,8 @@ class ConvFrameEncoder(nn.Module):
 class RGBEncoder(ConvFrameEncoder):
     """RGB in [0, 1] (N, 3, h, w) -> (N, C); centres the intensities first."""
 
-    def __init__(self, dim: int = 128):
-        super().__init__(3, dim)
+    def __init__(self, dim: int = 128, token_activation: str = "layernorm"):
+        super().__init__(3, dim, token_activation=token_activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward((x - 0.45) / 0.25)
@@ -76,8 +97,9 @@ class DepthConvEncoder(ConvFrameEncoder):
     the net can tell "far" from "no reading". ``standardise`` puts a PixelStandardiser for
     ``image_size`` (h, w) in front."""
 
-    def __init__(self, dim: int = 128, standardise: bool = False, image_size: tuple[int, int] | None = None):
-        super().__init__(2, dim)
+    def __init__(self, dim: int = 128, standardise: bool = False, image_size: tuple[int, int] | None = None,
+                 token_activation: str = "layernorm"):
+        super().__init__(2, dim, token_activation=token_activation)
         if standardise and image_size is None:
             raise ValueError("a standardised depth encoder needs the image size")
         self.standardise = PixelStandardiser(image_size) if standardise else None
@@ -90,14 +112,18 @@ class DepthConvEncoder(ConvFrameEncoder):
 
 
 class DepthFlattenEncoder(nn.Module):
-    """The authors' depth embedding: flatten a low-resolution depth map -> Linear -> LayerNorm -> ReLU.
+    """The authors' depth embedding: flatten a low-resolution depth map -> Linear -> LayerNorm
+    (-> ReLU with the old ``token_activation="relu"``, which followed the LayerNorm here).
     ``standardise`` puts a PixelStandardiser in front."""
 
-    def __init__(self, image_size: tuple[int, int], dim: int = 128, standardise: bool = False):
+    def __init__(self, image_size: tuple[int, int], dim: int = 128, standardise: bool = False,
+                 token_activation: str = "layernorm"):
         super().__init__()
         self.standardise = PixelStandardiser(image_size) if standardise else None
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(image_size[0] * image_size[1], dim),
-                                 nn.LayerNorm(dim), nn.ReLU(inplace=True))
+        layers = [nn.Flatten(), nn.Linear(image_size[0] * image_size[1], dim), token_ending(dim, "layernorm")]
+        if token_activation != "layernorm":
+            layers.append(token_ending(dim, token_activation))
+        self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x if self.standardise is None else self.standardise(x))
@@ -106,21 +132,21 @@ class DepthFlattenEncoder(nn.Module):
 class SkeletonEncoder(nn.Module):
     """Normalised joints (N, J, 3) -> (N, C) with a two-layer MLP."""
 
-    def __init__(self, num_joints: int, dim: int = 128, hidden: int = 256):
+    def __init__(self, num_joints: int, dim: int = 128, hidden: int = 256, token_activation: str = "layernorm"):
         super().__init__()
         self.net = nn.Sequential(nn.Flatten(), nn.Linear(num_joints * 3, hidden), nn.ReLU(inplace=True),
-                                 nn.Linear(hidden, dim), nn.ReLU(inplace=True))
+                                 nn.Linear(hidden, dim), token_ending(dim, token_activation))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
 
 class FeatureEncoder(nn.Module):
-    """Precomputed per-frame features (N, F) (the FUTR/R3D feature format) -> Linear -> ReLU."""
+    """Precomputed per-frame features (N, F) (the FUTR/R3D feature format) -> Linear -> token ending."""
 
-    def __init__(self, feature_dim: int, dim: int = 128):
+    def __init__(self, feature_dim: int, dim: int = 128, token_activation: str = "layernorm"):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(feature_dim, dim), nn.ReLU(inplace=True))
+        self.net = nn.Sequential(nn.Linear(feature_dim, dim), token_ending(dim, token_activation))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.float())
@@ -133,7 +159,7 @@ class TorchvisionEncoder(nn.Module):
     checkpoint then carries them). The classifier is replaced by a projection to C.
     """
 
-    def __init__(self, arch: str, dim: int = 128):
+    def __init__(self, arch: str, dim: int = 128, token_activation: str = "layernorm"):
         super().__init__()
         try:
             import torchvision
@@ -147,7 +173,7 @@ class TorchvisionEncoder(nn.Module):
         self.backbone = backbone.eval()
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
-        self.proj = nn.Sequential(nn.Linear(feature_dim, dim), nn.ReLU(inplace=True))
+        self.proj = nn.Sequential(nn.Linear(feature_dim, dim), token_ending(dim, token_activation))
 
     def train(self, mode: bool = True):
         super().train(mode)

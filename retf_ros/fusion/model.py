@@ -15,12 +15,15 @@ from dataclasses import asdict, dataclass, field, fields
 import torch
 from torch import nn
 
-from retf_ros.fusion.encoders import (DepthConvEncoder, DepthFlattenEncoder, FeatureEncoder, PixelStandardiser,
-                                      RGBEncoder, SkeletonEncoder, TorchvisionEncoder)
+from retf_ros.fusion.encoders import (TOKEN_ACTIVATIONS, DepthConvEncoder, DepthFlattenEncoder, FeatureEncoder,
+                                      PixelStandardiser, RGBEncoder, SkeletonEncoder, TorchvisionEncoder)
 from retf_ros.fusion.fuser import FusionOutput, build_fusion
 from retf_ros.fusion.skeleton import get_layout
 
 IMAGE_MODALITIES = ("rgb", "depth")
+# What a checkpoint's model_config means when it has no token_activation: it was written before
+# the key existed, when every embedding ended in a ReLU.
+LEGACY_TOKEN_ACTIVATION = "relu"
 
 
 @dataclass
@@ -37,6 +40,7 @@ class R3DConfig:
     depth_standardise: bool = False             # per-pixel standardisation of depth by training statistics
     skeleton_layout: str = "kinect_v2_25"
     feature_dims: dict[str, int] = field(default_factory=dict)  # precomputed-feature modalities -> F
+    token_activation: str = "layernorm"         # embedding ending: "layernorm" (faithful) or "relu" (old table)
     fusion: str = "rtf"                         # rtf | no_exchange | concat | sum | sum_exchange
     exchange_ratio: float = 0.3
     exchange_partner: str = "most_informative"  # or "mean"
@@ -60,12 +64,17 @@ class R3DConfig:
             raise ValueError(f"modalities {unknown} need an entry in feature_dims (precomputed features)")
         if not self.modalities:
             raise ValueError("at least one modality is required")
+        if self.token_activation not in TOKEN_ACTIVATIONS:
+            raise ValueError(f"token_activation must be one of {', '.join(TOKEN_ACTIVATIONS)}, "
+                             f"got {self.token_activation!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "R3DConfig":
+        """A checkpoint's model_config; one without token_activation predates it (ReLU tokens)."""
+        data = {"token_activation": LEGACY_TOKEN_ACTIVATION, **data}
         known = {f.name for f in fields(cls)}
         extra = sorted(set(data) - known)
         if extra:
@@ -149,21 +158,24 @@ class R3DModel(nn.Module):
 
     def _make_encoder(self, modality: str) -> nn.Module:
         cfg = self.config
+        ending = cfg.token_activation
         if modality in cfg.feature_dims:
-            return FeatureEncoder(cfg.feature_dims[modality], cfg.dim)
+            return FeatureEncoder(cfg.feature_dims[modality], cfg.dim, token_activation=ending)
         if modality == "rgb":
             if cfg.rgb_encoder.startswith("torchvision:"):
-                return TorchvisionEncoder(cfg.rgb_encoder.split(":", 1)[1], cfg.dim)
+                return TorchvisionEncoder(cfg.rgb_encoder.split(":", 1)[1], cfg.dim, token_activation=ending)
             if cfg.rgb_encoder != "conv":
                 raise ValueError(f"rgb_encoder must be 'conv' or 'torchvision:<arch>', got {cfg.rgb_encoder!r}")
-            return RGBEncoder(cfg.dim)
+            return RGBEncoder(cfg.dim, token_activation=ending)
         if modality == "depth":
             if cfg.depth_encoder == "flatten":
-                return DepthFlattenEncoder(cfg.image_size, cfg.dim, standardise=cfg.depth_standardise)
+                return DepthFlattenEncoder(cfg.image_size, cfg.dim, standardise=cfg.depth_standardise,
+                                           token_activation=ending)
             if cfg.depth_encoder != "conv":
                 raise ValueError(f"depth_encoder must be 'conv' or 'flatten', got {cfg.depth_encoder!r}")
-            return DepthConvEncoder(cfg.dim, standardise=cfg.depth_standardise, image_size=cfg.image_size)
-        return SkeletonEncoder(get_layout(cfg.skeleton_layout).num_joints, cfg.dim)
+            return DepthConvEncoder(cfg.dim, standardise=cfg.depth_standardise, image_size=cfg.image_size,
+                                    token_activation=ending)
+        return SkeletonEncoder(get_layout(cfg.skeleton_layout).num_joints, cfg.dim, token_activation=ending)
 
     @property
     def none_class(self) -> int:

@@ -51,8 +51,8 @@ def evaluate_bag(request: EvalRequest, on_document=None) -> EvalOutcome:
         raise RetfError("nothing to do: enable the offline run, the live run or both")
     reader = BagReader(request.bag, distro=request.distro)
     params = node_parameters(request.params_file)
-    thresholds = erank_thresholds_from_params(params)
     loaded = load_checkpoint(request.checkpoint)
+    thresholds = erank_thresholds_from_params(params, loaded.metadata)
     metadata = dict(loaded.metadata)
     clips = split_clips(ground_truth(reader, request.topics.ground_truth))
     runs: list[ReplayRun] = []

@@ -16,7 +16,7 @@ from retf_ros.errors import RetfError
 from retf_ros.bags.frames import frame_sets, resolve_topics, skeleton_reader
 from retf_ros.bags.bagio import BagReader
 from retf_ros.bags.conventions import ModalityTopics
-from retf_ros.runtime.health import ErankThresholds
+from retf_ros.runtime.health import THRESHOLD_PARAMETERS, ErankThresholds, thresholds_for
 from retf_ros.runtime.sync import SyncConfig
 
 
@@ -51,7 +51,7 @@ class OfflineOptions:
     window: int | None = None
     topics: ModalityTopics = ModalityTopics()
     sync: SyncConfig = SyncConfig()
-    erank_thresholds: ErankThresholds = ErankThresholds()
+    erank_thresholds: ErankThresholds | None = None  # None: the node's defaults for the checkpoint
     skeleton_layout: str | None = None   # joint order of the bag's PoseArrays (node: skeleton.layout)
     skeleton_body_id: int = -1           # MarkerArray body to follow (node: skeleton.body_id)
     distro: str | None = None            # definitions of a bag that stores none (retf_ros.bags.distros)
@@ -86,15 +86,19 @@ def sync_config_from_params(params: dict) -> SyncConfig:
         raise RetfError(f"node parameters: {exc}") from exc
 
 
-def erank_thresholds_from_params(params: dict) -> ErankThresholds:
-    """The node's erank thresholds (``erank.*``; 0 disables a check, as in the node)."""
-    values = {}
-    for name in ("fused_warn", "fused_error", "mutual_gain_warn", "mutual_gain_error"):
-        if f"erank.{name}" in params:
-            values[name] = float(params[f"erank.{name}"]) or None
-    if "erank.min_frames" in params:
-        values["min_frames"] = int(params["erank.min_frames"])
-    return ErankThresholds(**values)
+def erank_thresholds_from_params(params: dict, metadata: dict) -> ErankThresholds:
+    """The node's erank thresholds for the checkpoint with ``metadata`` under the ``erank.*``
+    parameters (a missing one takes the node's default; runtime/health.py ``thresholds_for``)."""
+    from retf_ros.ros.params import SPECS
+
+    def param(name: str):
+        return params.get(name, SPECS[name].default)
+
+    return thresholds_for(metadata, {name: param(name) for name in THRESHOLD_PARAMETERS},
+                          warn_percentile=float(param("erank.warn_percentile")),
+                          error_percentile=float(param("erank.error_percentile")),
+                          high_percentile=float(param("erank.high_percentile")),
+                          min_frames=int(param("erank.min_frames")))
 
 
 def _flatten(tree: dict, prefix: str, out: dict) -> None:

@@ -101,17 +101,19 @@ class AnticipationNode(SensorLifecycleNode):
         return SUCCESS
 
     def _build_predictor(self, device: str, precision: str):
-        from retf_ros.runtime.health import ErankThresholds
+        from retf_ros.runtime.health import THRESHOLD_PARAMETERS, thresholds_for
         from retf_ros.runtime.predictor import StreamingPredictor
 
         def positive_or_none(name):
             value = self._p(name)
             return value if value > 0 else None
 
-        thresholds = ErankThresholds(
-            fused_warn=positive_or_none("erank.fused_warn"), fused_error=positive_or_none("erank.fused_error"),
-            mutual_gain_warn=positive_or_none("erank.mutual_gain_warn"),
-            mutual_gain_error=positive_or_none("erank.mutual_gain_error"), min_frames=self._p("erank.min_frames"))
+        # Defaults from the checkpoint's validation erank distribution; explicit parameters win.
+        thresholds = thresholds_for(self._checkpoint.metadata, {name: self._p(name) for name in THRESHOLD_PARAMETERS},
+                                    warn_percentile=self._p("erank.warn_percentile"),
+                                    error_percentile=self._p("erank.error_percentile"),
+                                    high_percentile=self._p("erank.high_percentile"),
+                                    min_frames=self._p("erank.min_frames"))
         return StreamingPredictor(self._checkpoint, device=device, precision=precision,
                                   window=positive_or_none("window.frames"), stride=positive_or_none("window.stride"),
                                   horizon_s=positive_or_none("window.horizon_s"), fps=positive_or_none("window.fps"),

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from retf_ros.fusion.skeleton import LAYOUTS
+from retf_ros.runtime.health import (DEFAULT_ERROR_PERCENTILE, DEFAULT_HIGH_PERCENTILE, DEFAULT_WARN_PERCENTILE,
+                                     DISTRIBUTION_PERCENTILES)
 from retf_ros.runtime.frames import MODALITIES
 from retf_ros.runtime.sync import POLICIES
 from retf_ros.ros.qos import HISTORIES, RELIABILITIES
@@ -88,19 +90,33 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("diagnostics.rate_hz", 1.0, "Rate of /diagnostics messages.", low=0.01, high=100.0),
     ParamSpec("diagnostics.log_throttle_s", 5.0, "At most one log line per drop reason in this period (s).",
               low=0.0, high=3600.0),
-    ParamSpec("erank.fused_warn", 2.5, "WARN (feature collapse) when the fused effective rank falls below; "
-              "0 disables.", low=0.0, high=1e6),
-    ParamSpec("erank.fused_error", 1.5, "ERROR (feature collapse) when the fused effective rank falls below; "
-              "0 disables.", low=0.0, high=1e6),
-    ParamSpec("erank.mutual_gain_warn", 0.05, "WARN (modality collapse) when a modality pair's mutual rank gain "
-              "falls below; 0 disables.", low=0.0, high=1e6),
-    ParamSpec("erank.mutual_gain_error", 0.0, "ERROR (modality collapse) when a pair's mutual rank gain falls "
-              "below; 0 disables.", low=0.0, high=1e6),
+    ParamSpec("erank.fused_warn", -1.0, "WARN (feature collapse) when the fused effective rank falls below; -1 = "
+              "auto: the checkpoint's validation percentile erank.warn_percentile when it records its erank "
+              "distribution, else 2.5; 0 disables.", low=-1.0, high=1e6),
+    ParamSpec("erank.fused_error", -1.0, "ERROR (feature collapse) when the fused effective rank falls below; -1 = "
+              "auto: the checkpoint's percentile erank.error_percentile, else 1.5; 0 disables.", low=-1.0, high=1e6),
+    ParamSpec("erank.mutual_gain_warn", -1.0, "WARN (modality collapse) when a modality pair's mutual rank gain falls "
+              "below; -1 = auto: the lowest pair's percentile erank.warn_percentile (off where that is 0), else "
+              "0.05; 0 disables.", low=-1.0, high=1e6),
+    ParamSpec("erank.mutual_gain_error", -1.0, "ERROR (modality collapse) when a pair's mutual rank gain falls below; "
+              "-1 = auto: the lowest pair's percentile erank.error_percentile (off where 0), else off; 0 disables.",
+              low=-1.0, high=1e6),
+    ParamSpec("erank.warn_percentile", DEFAULT_WARN_PERCENTILE, "With a checkpoint that records its validation erank "
+              "distribution: WARN naming the modality when its erank before the exchange falls below this "
+              "percentile of it (also the auto fused / mutual-gain WARN); one of the recorded percentiles, 0 disables.",
+              low=0.0, high=50.0),
+    ParamSpec("erank.error_percentile", DEFAULT_ERROR_PERCENTILE, "ERROR naming the modality when its erank before "
+              "the exchange falls below this percentile of the checkpoint's distribution (also the auto fused / "
+              "mutual-gain ERROR); one of the recorded percentiles, 0 disables.", low=0.0, high=50.0),
+    ParamSpec("erank.high_percentile", DEFAULT_HIGH_PERCENTILE, "WARN naming the modality when its erank before the "
+              "exchange rises above this percentile of the checkpoint's distribution (noise-like input); one of "
+              "the recorded percentiles, 0 disables.", low=0.0, high=100.0),
     ParamSpec("erank.min_frames", 4, "Frames a modality needs in the window to get an effective rank.",
               low=2, high=4096),
 )
 
 SPECS = {spec.name: spec for spec in PARAMETERS}
+PERCENTILE_PARAMETERS = ("erank.warn_percentile", "erank.error_percentile", "erank.high_percentile")
 
 # pose_node (config/pose.yaml): RGB + depth + CameraInfo -> 3D landmarks. Parameters it shares
 # with anticipation_node are the same entries.
@@ -143,6 +159,9 @@ def validation_problem(name: str, value, specs: dict[str, ParamSpec] = SPECS) ->
         return f"parameter '{name}' must be one of {shown}, got {value!r}"
     if name == "device" and not _valid_device(str(value)):
         return f"parameter 'device' must be {DEVICE_HELP}, got {value!r}"
+    if name in PERCENTILE_PARAMETERS and value != 0 and value not in DISTRIBUTION_PERCENTILES:
+        recorded = ", ".join(f"{p:g}" for p in DISTRIBUTION_PERCENTILES)
+        return f"parameter '{name}' must be 0 or a recorded percentile ({recorded}), got {value!r}"
     if spec.low is not None and not isinstance(value, bool) and isinstance(value, (int, float)):
         if not spec.low <= value <= spec.high:
             return f"parameter '{name}' must be in [{spec.low}, {spec.high}], got {value!r}"

@@ -5,11 +5,15 @@ and stop / start a topic while it runs.
 Run: ``python -m retf_ros.ros.synthetic_publisher --rate 30 --width 160 --height 120`` (in an
 environment from retf_ros.ros.loopback). Commands, one per line on stdin:
 ``stop depth`` / ``start depth`` (any of TOPICS), ``bad KIND [COUNT]`` (replace the next COUNT
-frames, default 1, with that bad input; kinds in BAD_KINDS), ``quit`` (stop publishing and exit). With ``--stamps-file``
+frames, default 1, with that bad input; kinds in BAD_KINDS), ``frozen depth`` / ``noise depth``
+(publish that modality frozen, its current frame repeated, or as noise: runtime/perturb.py),
+``live depth`` (back to the scene), ``quit`` (stop publishing and exit). With ``--stamps-file``
 the source stamp (integer ns) of every published frame is appended there, one per line.
-The scene: a person-sized block swaying in front of a wall, its skeleton moving with it; or,
-with ``--pcd FILE``, a real registered RGB-D frame (an organised PCL cloud: real people, no
-skeleton topic), seen through a ``--width`` x ``--height`` window that pans across it.
+The scene: a person-sized block swaying in front of a wall, its skeleton moving with it; with
+``--pcd FILE``, a real registered RGB-D frame (an organised PCL cloud: real people, no
+skeleton topic), seen through a ``--width`` x ``--height`` window that pans across it; with
+``--clip-store DIR``, the frames of one clip of a clip store (e.g. the synthetic assembly
+world the demo checkpoint was trained on), in a loop, one stored frame per tick.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from retf_ros.fusion.skeleton import AZURE_KINECT_32, LAYOUTS, get_layout
 from retf_ros.pose.lifting import PinholeIntrinsics
 from retf_ros.runtime.frames import MODALITIES
 from retf_ros.runtime.messages import array_to_image_fields
+from retf_ros.runtime.perturb import FAULTS, ModalityFault
 
 BAD_KINDS = {
     "encoding": "rgb with an unsupported encoding string",
@@ -63,6 +68,12 @@ def _joint_offset(name: str, wave: float) -> tuple[float, float, float]:
     if side == "left" and part in _WAVING:
         y -= wave * (0.3 if part == "elbow" else 0.6)
     return x, y, z
+
+
+def nominal_intrinsics(width: int, height: int) -> PinholeIntrinsics:
+    """Intrinsics of a drawn scene (not projected): a 53 degree horizontal field of view."""
+    return PinholeIntrinsics(fx=float(width), fy=float(width), cx=(width - 1) / 2, cy=(height - 1) / 2,
+                             width=width, height=height)
 
 
 class SyntheticScene:
@@ -106,9 +117,7 @@ class SyntheticScene:
         return np.array([origin + _joint_offset(name, wave) for name in layout.joints], dtype=np.float32)
 
     def intrinsics(self, t: float) -> PinholeIntrinsics:
-        """Nominal intrinsics (the scene is drawn, not projected): a 53 degree horizontal field of view."""
-        return PinholeIntrinsics(fx=float(self.width), fy=float(self.width), cx=(self.width - 1) / 2,
-                                 cy=(self.height - 1) / 2, width=self.width, height=self.height)
+        return nominal_intrinsics(self.width, self.height)
 
 
 class RecordedScene:
@@ -146,6 +155,47 @@ class RecordedScene:
         return self.frame.intrinsics.cropped(self._x0(t), self._y0, self.width, self.height)
 
 
+class ClipScene:
+    """The frames of one clip of a clip store, looped: frame ``floor(t * fps) mod T`` at time t
+    (same interface as SyntheticScene; joints only in the store's layout)."""
+
+    def __init__(self, store_dir: Path, clip_id: str | None, part: str):
+        from retf_ros.data.clipstore import ClipStore
+
+        store = ClipStore(store_dir)
+        ids = store.clip_ids(store.default_split, part) or store.all_clip_ids()
+        self.clip = store.load(clip_id or ids[0], modalities=("rgb", "depth", "skeleton"))
+        if self.clip.rgb is None or self.clip.depth is None or self.clip.skeleton is None:
+            raise SystemExit(f"clip {self.clip.clip_id} of {store_dir} lacks rgb, depth or skeleton")
+        self.layout = get_layout(store.skeleton_layout or "kinect_v2_25")
+        self.fps = float(store.fps)
+        self.height, self.width = self.clip.rgb.shape[1:3]
+
+    def _index(self, t: float) -> int:
+        return int(math.floor(t * self.fps)) % self.clip.num_frames
+
+    def rgb(self, t: float) -> np.ndarray:
+        return self.clip.rgb[self._index(t)].copy()
+
+    def depth_m(self, t: float) -> np.ndarray:
+        depth = self.clip.depth[self._index(t)].astype(np.float32) / 1000.0
+        depth[depth == 0] = np.nan
+        return depth
+
+    def intrinsics(self, t: float) -> PinholeIntrinsics:
+        """The clip's own camera (synthetic clips store it), else nominal intrinsics."""
+        k = self.clip.intrinsics
+        if k is None:
+            return nominal_intrinsics(self.width, self.height)
+        return PinholeIntrinsics(fx=float(k[0, 0]), fy=float(k[1, 1]), cx=float(k[0, 2]), cy=float(k[1, 2]),
+                                 width=self.width, height=self.height)
+
+    def joints(self, t: float, layout=None) -> np.ndarray:
+        if layout is not None and layout.name != self.layout.name:
+            raise ValueError(f"a clip scene has joints in {self.layout.name} only")
+        return self.clip.skeleton[self._index(t)].copy()
+
+
 class SyntheticCamera:
     """Publishes the scene on ``rgb/image_raw`` (or ``rgb/image_raw/compressed``),
     ``depth/image_raw``, ``skeleton`` and ``rgb/camera_info`` from an rclpy node, one frame per
@@ -159,8 +209,12 @@ class SyntheticCamera:
         from retf_ros.ros.qos import sensor_publisher_qos
 
         self.node, self.options = node, options
-        self.scene = RecordedScene(options.pcd, options.width, options.height, options.pan) if options.pcd \
-            else SyntheticScene(options.width or 160, options.height or 120, options.layout)
+        if options.pcd:
+            self.scene = RecordedScene(options.pcd, options.width, options.height, options.pan)
+        elif options.clip_store:
+            self.scene = ClipScene(options.clip_store, options.clip, options.clip_part)
+        else:
+            self.scene = SyntheticScene(options.width or 160, options.height or 120, options.layout)
         qos = sensor_publisher_qos(options.reliability)
         self.publishers = {
             "rgb": node.create_publisher(CompressedImage, "rgb/image_raw/compressed", qos) if options.compressed
@@ -172,6 +226,7 @@ class SyntheticCamera:
         }
         self.active = {m: m in options.modalities for m in TOPICS}
         self._bad: dict[str, int] = {}
+        self._faults: dict[str, ModalityFault] = {}
         self._lock = threading.Lock()
         self._last_stamp_ns = 0
         self._frames = 0
@@ -193,6 +248,10 @@ class SyntheticCamera:
                 self.active[words[1]] = words[0] == "start"
             elif words[0] == "bad" and len(words) in (2, 3) and words[1] in BAD_KINDS:
                 self._bad[words[1]] = self._bad.get(words[1], 0) + (int(words[2]) if len(words) == 3 else 1)
+            elif words[0] in FAULTS and len(words) == 2 and words[1] in MODALITIES:
+                self._faults[words[1]] = ModalityFault(words[1], words[0], seed=self._frames)
+            elif words[0] == "live" and len(words) == 2 and words[1] in MODALITIES:
+                self._faults.pop(words[1], None)
             else:
                 return f"unknown command {line!r}"
         return f"ok {line}"
@@ -227,6 +286,12 @@ class SyntheticCamera:
             self.publishers["camera_info"].publish(camera_info_message(self.scene.intrinsics(t), header))
         self._frames += 1
 
+    def _faulty(self, modality: str, array: np.ndarray) -> np.ndarray:
+        """``array`` as the modality's current fault (frozen / noise) makes it, if any."""
+        with self._lock:
+            fault = self._faults.get(modality)
+        return array if fault is None else fault.apply(array)
+
     def _header(self, stamp_ns: int):
         from std_msgs.msg import Header
 
@@ -237,7 +302,7 @@ class SyntheticCamera:
     def _rgb_message(self, t: float, header, bad: set[str]):
         from sensor_msgs.msg import CompressedImage, Image
 
-        rgb = self.scene.rgb(t)
+        rgb = self._faulty("rgb", self.scene.rgb(t))
         if "nobody" in bad:
             rgb[:] = 128
         if self.options.compressed:
@@ -257,7 +322,7 @@ class SyntheticCamera:
     def _depth_message(self, t: float, header, bad: set[str]):
         from sensor_msgs.msg import Image
 
-        depth = self.scene.depth_m(t)
+        depth = self._faulty("depth", self.scene.depth_m(t)).copy()
         encoding = self.options.depth_encoding
         if "nan_depth" in bad or "invalid_depth" in bad:
             encoding = "32FC1"
@@ -284,7 +349,7 @@ class SyntheticCamera:
                 marker.pose.position.x, marker.pose.position.y, marker.pose.position.z = float(x), float(y), float(z)
                 markers.append(marker)
             return MarkerArray(markers=markers)
-        joints = self.scene.joints(t)
+        joints = self._faulty("skeleton", self.scene.joints(t))
         if "joint_count" in bad:
             joints = joints[:-3]
         msg = PoseArray(header=header)
@@ -328,6 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frame-id", default="camera_color_optical_frame")
     parser.add_argument("--stamps-file", type=Path, default=None)
     parser.add_argument("--node-name", default="synthetic_camera")
+    parser.add_argument("--clip-store", type=Path, default=None,
+                        help="publish a clip of this clip store (looped) instead of the swaying block")
+    parser.add_argument("--clip", default=None, help="clip id (default: the first of --clip-part)")
+    parser.add_argument("--clip-part", default="test", choices=("train", "val", "test"))
     return parser
 
 

@@ -4,13 +4,22 @@ Per modality: erank of its tokens before and after the RTF exchange, over the fr
 modality was present; erank of the fused tokens; the mutual gain of each modality pair (the
 harmonic mean of the two rank gains, retf_ros.fusion.mutual_gain). Thresholds turn them into a
 status: feature collapse = fused erank below a threshold; modality collapse = a pair's mutual
-gain below a threshold. All numbers use the UNCENTRED convention (singular values of the token
-matrix as it is, the paper's recipe); every report says so.
+gain below a threshold; a collapsed or faulty modality = its erank before the exchange outside
+the limits its checkpoint saw on healthy validation data. All numbers use the UNCENTRED
+convention (singular values of the token matrix as it is, the paper's recipe); every report
+says so.
+
+Thresholds per checkpoint: training records the distribution (percentiles) of every window's
+eranks on the validation split in the checkpoint metadata (``erank_distribution``,
+retf_ros/training/erank_calibration.py); ``thresholds_for`` derives the thresholds from it (WARN
+below the ``warn_percentile``, ERROR below the ``error_percentile``), explicit values override,
+and a checkpoint without a distribution keeps the fixed defaults of ErankThresholds.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
+from typing import Mapping
 
 import torch
 
@@ -19,6 +28,31 @@ from retf_ros.fusion.erank import effective_rank_masked, mutual_gain
 
 CONVENTION = "uncentred"
 STATUS_ORDER = ("ok", "warn", "error")
+DISTRIBUTION_KEY = "erank_distribution"   # checkpoint metadata key of the validation distribution
+DISTRIBUTION_PERCENTILES = (0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 98.0, 99.0, 99.5)
+# Which recorded percentiles become WARN / ERROR thresholds by default (node: erank.warn_percentile,
+# erank.error_percentile).
+DEFAULT_WARN_PERCENTILE = 1.0
+DEFAULT_ERROR_PERCENTILE = 0.5
+DEFAULT_HIGH_PERCENTILE = 99.5
+# A faulty input is judged on the erank of its most recent tokens: over a whole window a camera
+# that froze 2 s ago still shows the live frames before, and looks like a still scene.
+RECENT_FRAMES = 5
+
+
+def percentile_key(percentile: float) -> str:
+    """Key of a percentile in a recorded distribution: 5.0 -> "p5", 0.5 -> "p0.5"."""
+    return f"p{percentile:g}"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one value: WARN below ``warn_below`` or above ``warn_above``, ERROR below
+    ``error_below``; ``None`` disables a bound."""
+
+    warn_below: float | None = None
+    error_below: float | None = None
+    warn_above: float | None = None
 
 
 @dataclass(frozen=True)
@@ -31,6 +65,13 @@ class ErankThresholds:
     falls below (0 means at least one modality of the pair gained no rank from the exchange).
     ``min_frames``: a modality present in fewer frames of the window gets no erank (None):
     the erank of one or two tokens says nothing about collapse.
+    ``modality_limits``: modality -> Limits on the erank of its last ``recent_frames`` tokens
+    before the exchange (what its own input gives: a frozen camera repeats one token, erank 1;
+    noise scatters them), judged when it is present in all of them; none by default, set from a
+    checkpoint's distribution by ``thresholds_for``. ``source`` says where the values come from.
+    ``full_window``: judge the fused erank and mutual gains only in windows of at least this
+    many frames (a stream's first windows have fewer tokens, so a lower erank by construction:
+    the distribution the thresholds come from holds full windows only). None: every window.
     """
 
     fused_warn: float | None = 2.5
@@ -38,14 +79,23 @@ class ErankThresholds:
     mutual_gain_warn: float | None = 0.05
     mutual_gain_error: float | None = None
     min_frames: int = 4
+    modality_limits: Mapping[str, Limits] = field(default_factory=dict)
+    recent_frames: int = RECENT_FRAMES
+    full_window: int | None = None
+    source: str = "built-in defaults"
 
     def __post_init__(self) -> None:
         for low, high in (("fused_error", "fused_warn"), ("mutual_gain_error", "mutual_gain_warn")):
             lo, hi = getattr(self, low), getattr(self, high)
             if lo is not None and hi is not None and lo > hi:
                 raise RetfError(f"erank threshold {low}={lo} must not exceed {high}={hi}")
-        if self.min_frames < 2:
-            raise RetfError(f"erank threshold min_frames={self.min_frames} must be >= 2")
+        for modality, limits in self.modality_limits.items():
+            if None not in (limits.error_below, limits.warn_below) and limits.error_below > limits.warn_below:
+                raise RetfError(f"erank limits of {modality}: error_below={limits.error_below} must not exceed "
+                                f"warn_below={limits.warn_below}")
+        for name in ("min_frames", "recent_frames"):
+            if getattr(self, name) < 2:
+                raise RetfError(f"erank threshold {name}={getattr(self, name)} must be >= 2")
 
 
 @dataclass
@@ -54,7 +104,11 @@ class ErankReport:
 
     ``before`` / ``after``: modality -> erank (None when present in < min_frames frames);
     ``mutual_gain``: "a+b" (checkpoint modality order) -> mutual gain (None when either erank
-    is None); ``messages``: why the status is not ok.
+    is None); ``messages``: why the status is not ok; ``culprits``: what each message is about
+    (a modality, "fused" or a pair "a+b"), in the same order; ``window_frames``: valid frames of
+    the window; ``modality_frames``: modality -> frames of the window where it was present;
+    ``recent``: modality -> erank of its last ``recent_frames`` tokens before the exchange (None
+    unless present in all of them).
     """
 
     before: dict[str, float | None]
@@ -63,7 +117,11 @@ class ErankReport:
     mutual_gain: dict[str, float | None]
     status: str = "ok"
     messages: list[str] = field(default_factory=list)
+    culprits: list[str] = field(default_factory=list)
     convention: str = CONVENTION
+    window_frames: int = 0
+    modality_frames: dict[str, int] = field(default_factory=dict)
+    recent: dict[str, float | None] = field(default_factory=dict)
 
     def gain(self, modality: str) -> float | None:
         before, after = self.before.get(modality), self.after.get(modality)
@@ -80,16 +138,23 @@ def window_erank_report(tokens_before: dict[str, torch.Tensor], tokens_after: di
     valid: (T,) bool frames of the window.
     """
     modalities = list(tokens_before)
-    # One batched erank call for all 2M + 1 matrices (the per-call overhead dominates at T x C).
-    matrices = [tokens_before[m] for m in modalities] + [tokens_after[m] for m in modalities] + [fused]
-    rows = [present[m] & valid for m in modalities] * 2 + [valid]
+    # One batched erank call for all 3M + 1 matrices (the per-call overhead dominates at T x C);
+    # a modality's recent tokens are its window with the earlier rows masked (zeroed).
+    t = valid.shape[0]
+    latest = torch.arange(t) >= t - thresholds.recent_frames
+    matrices = [tokens_before[m] for m in modalities] * 2 + [tokens_after[m] for m in modalities] + [fused]
+    rows = ([present[m] & valid for m in modalities] + [present[m] & valid & latest for m in modalities]
+            + [present[m] & valid for m in modalities] + [valid])
     mask = torch.stack(rows)
     values = effective_rank_masked(torch.stack([z.float() for z in matrices]), mask).tolist()
-    enough = (mask.sum(dim=1) >= thresholds.min_frames).tolist()
-    eranks = [v if ok else None for v, ok in zip(values, enough)]
+    counts = mask.sum(dim=1).tolist()
+    eranks = [v if count >= thresholds.min_frames else None for v, count in zip(values, counts)]
     n = len(modalities)
-    report = ErankReport(before=dict(zip(modalities, eranks[:n])), after=dict(zip(modalities, eranks[n:2 * n])),
-                         fused=eranks[-1], mutual_gain={})
+    recent = [v if count >= thresholds.recent_frames else None for v, count in zip(values[n:2 * n], counts[n:2 * n])]
+    report = ErankReport(before=dict(zip(modalities, eranks[:n])), after=dict(zip(modalities, eranks[2 * n:3 * n])),
+                         fused=eranks[-1], mutual_gain={}, window_frames=int(counts[-1]),
+                         modality_frames={m: int(c) for m, c in zip(modalities, counts[:n])},
+                         recent=dict(zip(modalities, recent)))
     for a, b in combinations(modalities, 2):
         gain_a, gain_b = report.gain(a), report.gain(b)
         report.mutual_gain[f"{a}+{b}"] = None if gain_a is None or gain_b is None else mutual_gain(gain_a, gain_b)
@@ -97,21 +162,102 @@ def window_erank_report(tokens_before: dict[str, torch.Tensor], tokens_after: di
     return report
 
 
+def judged(report: ErankReport, thresholds: ErankThresholds) -> ErankReport:
+    """A copy of ``report`` with its status, messages and culprits decided by ``thresholds``."""
+    fresh = replace(report, status="ok", messages=[], culprits=[])
+    _apply_thresholds(fresh, thresholds)
+    return fresh
+
+
 def _apply_thresholds(report: ErankReport, thresholds: ErankThresholds) -> None:
-    def raise_to(status: str, message: str) -> None:
+    def raise_to(status: str, message: str, culprit: str) -> None:
         report.messages.append(message)
+        report.culprits.append(culprit)
         if STATUS_ORDER.index(status) > STATUS_ORDER.index(report.status):
             report.status = status
 
-    def check(value: float | None, error: float | None, warn: float | None, describe: str) -> None:
+    def check(value: float | None, limits: Limits, describe: str, culprit: str) -> None:
         if value is None:
             return
-        if error is not None and value < error:
-            raise_to("error", f"{describe} {value:.3f} < error threshold {error}")
-        elif warn is not None and value < warn:
-            raise_to("warn", f"{describe} {value:.3f} < warn threshold {warn}")
+        if limits.error_below is not None and value < limits.error_below:
+            raise_to("error", f"{describe} {value:.3f} < error threshold {limits.error_below:.4g}", culprit)
+        elif limits.warn_below is not None and value < limits.warn_below:
+            raise_to("warn", f"{describe} {value:.3f} < warn threshold {limits.warn_below:.4g}", culprit)
+        elif limits.warn_above is not None and value > limits.warn_above:
+            raise_to("warn", f"{describe} {value:.3f} > warn threshold {limits.warn_above:.4g}", culprit)
 
-    check(report.fused, thresholds.fused_error, thresholds.fused_warn, "feature collapse: fused erank")
+    for modality, limits in thresholds.modality_limits.items():
+        check(report.recent.get(modality), limits,
+              f"{modality} input: erank of its last {thresholds.recent_frames} tokens", modality)
+    if thresholds.full_window is not None and report.window_frames < thresholds.full_window:
+        return
+    check(report.fused, Limits(thresholds.fused_warn, thresholds.fused_error), "feature collapse: fused erank",
+          "fused")
     for pair, gain in report.mutual_gain.items():
-        check(gain, thresholds.mutual_gain_error, thresholds.mutual_gain_warn,
-              f"modality collapse: {pair} mutual gain")
+        check(gain, Limits(thresholds.mutual_gain_warn, thresholds.mutual_gain_error),
+              f"modality collapse: {pair} mutual gain", pair)
+
+
+# Node parameters (ros/params.py) that thresholds_for reads; a negative value means "auto".
+THRESHOLD_PARAMETERS = ("erank.fused_warn", "erank.fused_error", "erank.mutual_gain_warn",
+                        "erank.mutual_gain_error")
+
+
+def thresholds_from_distribution(distribution: dict, base: ErankThresholds, warn_percentile: float,
+                                 error_percentile: float, high_percentile: float | None = None) -> ErankThresholds:
+    """Thresholds from a recorded validation distribution (``erank_distribution``): the fused
+    erank (over full windows of ``distribution["window"]`` frames, the only ones it is judged
+    in then) and the erank of each modality's last ``distribution["recent_frames"]`` tokens
+    before the exchange (``distribution["recent"]``) WARN below their ``warn_percentile`` and
+    ERROR below their ``error_percentile`` (0 disables that level); with ``high_percentile`` a
+    modality's recent erank also WARNs above it. The mutual gains WARN / ERROR
+    below the lowest pair's percentile, off where that is 0 (a pair that often gains nothing).
+    Raises RetfError when a percentile was not recorded."""
+    def value(summary: dict, percentile: float | None) -> float | None:
+        if not percentile:
+            return None
+        key = percentile_key(percentile)
+        if key not in summary:
+            recorded = ", ".join(k for k in summary if k.startswith("p"))
+            raise RetfError(f"the checkpoint's erank distribution has no {key} (recorded: {recorded})")
+        return float(summary[key])
+
+    def positive(x: float | None) -> float | None:
+        return x if x is not None and x > 0 else None
+
+    limits = {m: Limits(value(s, warn_percentile), value(s, error_percentile), value(s, high_percentile))
+              for m, s in distribution.get("recent", {}).items() if s.get("windows")}
+    fused = distribution.get("fused") or {}
+    pairs = [s for s in distribution.get("mutual_gain", {}).values() if s.get("windows")]
+
+    def lowest_pair(percentile: float) -> float | None:
+        values = [value(s, percentile) for s in pairs] if percentile else []
+        return positive(min(values)) if values else None
+
+    levels = f"warn < p{warn_percentile:g}, error < p{error_percentile:g}" + (
+        f", warn > p{high_percentile:g}" if high_percentile else "")
+    return replace(base, fused_warn=value(fused, warn_percentile) if fused.get("windows") else base.fused_warn,
+                   fused_error=value(fused, error_percentile) if fused.get("windows") else base.fused_error,
+                   mutual_gain_warn=lowest_pair(warn_percentile), mutual_gain_error=lowest_pair(error_percentile),
+                   modality_limits=limits, full_window=distribution.get("window"),
+                   recent_frames=int(distribution.get("recent_frames", base.recent_frames)),
+                   source=f"checkpoint validation distribution ({distribution.get('windows', '?')} windows; {levels})")
+
+
+def thresholds_for(metadata: dict, params: Mapping[str, float] | None = None, *,
+                   warn_percentile: float = DEFAULT_WARN_PERCENTILE, error_percentile: float = DEFAULT_ERROR_PERCENTILE,
+                   high_percentile: float | None = DEFAULT_HIGH_PERCENTILE,
+                   min_frames: int | None = None) -> ErankThresholds:
+    """The erank thresholds for a checkpoint (its JSON ``metadata``) under node parameters.
+
+    ``params``: ``THRESHOLD_PARAMETERS`` by dotted name; a missing or negative value is "auto"
+    (from the checkpoint's distribution, else the fixed default of ErankThresholds), 0
+    disables that check, a positive value is used as it is (and replaces the derived value).
+    """
+    base = ErankThresholds() if min_frames is None else ErankThresholds(min_frames=min_frames)
+    distribution = metadata.get(DISTRIBUTION_KEY)
+    if distribution:
+        base = thresholds_from_distribution(distribution, base, warn_percentile, error_percentile, high_percentile)
+    explicit = {name.removeprefix("erank."): float(v) for name, v in (params or {}).items()
+                if name in THRESHOLD_PARAMETERS and v is not None and float(v) >= 0}
+    return replace(base, **{name: (v if v > 0 else None) for name, v in explicit.items()})

@@ -27,7 +27,7 @@ from retf_ros.runtime.clock import ModelClock, Tick
 from retf_ros.device import (autocast, device_name, free_device_memory, select_device,
                                      select_precision, synchronize)
 from retf_ros.runtime.frames import MODALITIES, FrameSet, InvalidFrame, check_frame
-from retf_ros.runtime.health import ErankThresholds, window_erank_report
+from retf_ros.runtime.health import ErankThresholds, thresholds_for, window_erank_report
 from retf_ros.runtime.ring import TokenRing
 
 if TYPE_CHECKING:
@@ -96,7 +96,8 @@ class StreamingPredictor:
         self.image_size = tuple(config.image_size)  # what the encoders were built for
         self.skeleton_layout = meta.get("skeleton_layout") or config.skeleton_layout
         self.num_joints = get_layout(self.skeleton_layout).num_joints if "skeleton" in self.modalities else None
-        self.erank_thresholds = erank_thresholds or ErankThresholds()
+        # Default: the node's default thresholds for this checkpoint (its validation erank distribution).
+        self.erank_thresholds = erank_thresholds or thresholds_for(meta)
         self.checkpoint_sha256: str = checkpoint.sha256
 
         self.device = select_device(device)

@@ -15,6 +15,7 @@ TRAIN_OVERRIDES = {  # command-line option -> TrainConfig key (None values are n
     "device": "device", "threads": "threads", "cache_dir": "cache_dir", "workers": "num_workers",
     "samples_per_clip": "samples_per_clip", "fusion": "model.fusion", "exchange_ratio": "model.exchange_ratio",
     "selection": "model.exchange_selection", "modality_dropout": "model.modality_dropout", "init": "init",
+    "token_activation": "model.token_activation",
 }
 
 
@@ -43,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--exchange-ratio", type=float, help="rho: fraction of channels exchanged")
     train.add_argument("--selection", choices=("variance", "bn_gamma"), help="exchange channel selection rule")
     train.add_argument("--modality-dropout", type=float, help="probability of dropping a modality per sample")
+    # = retf_ros.fusion.encoders.TOKEN_ACTIVATIONS (written out: `retf --help` does not import torch)
+    train.add_argument("--token-activation", choices=("layernorm", "relu"),
+                       help="how each modality embedding ends: layernorm (faithful, default) or relu (old table)")
     train.add_argument("--samples-per-clip", type=int, help="training windows per clip and epoch")
     train.add_argument("--threads", type=int, help="torch CPU threads")
     train.add_argument("--workers", type=int, help="DataLoader worker processes")
@@ -74,6 +78,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--record", action="store_true",
                           help="store the results in the checkpoint's metadata (metrics.test); one checkpoint only")
     evaluate.set_defaults(func=run_eval)
+
+    calibrate = subparsers.add_parser(
+        "calibrate", help="a checkpoint's effective-rank distribution on healthy data (the node's erank health)",
+        description="Stream a split through the checkpoint as the node does and summarise every window's "
+                    "effective ranks (percentiles). --record stores the distribution in the checkpoint's "
+                    "metadata (retf train does this for its best checkpoint on the validation split); the node's "
+                    "erank thresholds default to it. --input measures a faulty modality against those thresholds.")
+    calibrate.add_argument("--checkpoint", required=True, help="run directory (its best), NAME, NAME.safetensors or NAME.json")
+    calibrate.add_argument("--data", required=True, help="clip store directory")
+    calibrate.add_argument("--split", help="split name (default: the store's default split)")
+    calibrate.add_argument("--part", default="val", choices=("train", "val", "test"))
+    calibrate.add_argument("--record", action="store_true",
+                           help="store the distribution in the checkpoint's metadata (erank_distribution)")
+    calibrate.add_argument("--input", action="append", default=[], metavar="MODALITY=FAULT",
+                           help="feed MODALITY frozen (its first frame repeated) or as noise; repeatable")
+    calibrate.add_argument("--warn-percentile", type=float, default=None,
+                           help="judge windows with WARN below this recorded percentile (default: the node's)")
+    calibrate.add_argument("--error-percentile", type=float, default=None,
+                           help="ERROR below this recorded percentile (default: the node's)")
+    calibrate.add_argument("--json", help="write the distribution and the status counts as JSON here")
+    calibrate.add_argument("--device", default="cpu")
+    calibrate.add_argument("--threads", type=int)
+    calibrate.set_defaults(func=run_calibrate)
 
     ablate = subparsers.add_parser(
         "ablate", help="the README ablation table on a clip store (mean over seeds)",
@@ -131,6 +158,27 @@ def run_eval(args: argparse.Namespace) -> int:
         from retf_ros.training.report import record_in_checkpoint
 
         print(f"recorded test metrics in {record_in_checkpoint(runs[0], report, invoked_command())}")
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from retf_ros.training.erank_calibration import calibrate
+
+    faults = {}
+    for item in args.input:
+        modality, _, fault = item.partition("=")
+        if fault not in ("frozen", "noise"):
+            raise RetfError(f"--input {item!r}: expected MODALITY=frozen or MODALITY=noise")
+        faults[modality] = fault
+    if args.record and faults:
+        raise RetfError("--record stores the distribution of healthy input; it cannot be combined with --input")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    calibrate(args.checkpoint, args.data, split=args.split, part=args.part, record=args.record, faults=faults,
+              warn_percentile=args.warn_percentile, error_percentile=args.error_percentile, json_path=args.json,
+              device=args.device, command=invoked_command())
     return 0
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from retf_ros.fusion.token_stats import TokenMoments
 from retf_ros.training import windows
 from retf_ros.training.branches import BranchScore
 from retf_ros.training.dataset import TaskSpec, protocol_sample, stream_sample
@@ -66,12 +67,14 @@ def to_device(batch: dict, device: torch.device) -> dict:
 @dataclass
 class RankStats:
     """Per-sample effective ranks (uncentred, method.md section 2) gathered over an evaluation,
-    with each modality's inactive channels before the exchange (what the exchange selects)."""
+    with each modality's inactive channels before the exchange (what the exchange selects) and
+    the per-token statistics of those tokens (fusion/token_stats.py)."""
 
     modalities: tuple[str, ...]
     before: dict[str, list[float]] = field(default_factory=dict)
     after: dict[str, list[float]] = field(default_factory=dict)
     inactive: dict[str, list[float]] = field(default_factory=dict)
+    tokens: dict[str, TokenMoments] = field(default_factory=dict)
     fused: list[float] = field(default_factory=list)
 
     def add(self, output, mask: torch.Tensor) -> None:
@@ -82,12 +85,14 @@ class RankStats:
             self.before.setdefault(m, []).extend(effective_rank_masked(output.tokens_before[m], valid).tolist())
             self.after.setdefault(m, []).extend(effective_rank_masked(output.tokens_after[m], valid).tolist())
             self.inactive.setdefault(m, []).extend(inactive_channels(output.tokens_before[m], valid).tolist())
+            self.tokens.setdefault(m, TokenMoments()).add(output.tokens_before[m], valid)
         observed = mask & torch.stack([output.valid[m] for m in self.modalities]).any(dim=0)
         self.fused.extend(effective_rank_masked(output.fused, observed).tolist())
 
     def summary(self) -> dict:
         """{"convention", "before": {m}, "after": {m}, "gain": {m}, "fused", "mutual_gain": {"a+b"},
-        "inactive_channels": {m}} (means over the windows where the modality was observed)."""
+        "inactive_channels": {m}, "token_statistics": {m: TokenMoments.summary()}} (means over the
+        windows, and the token statistics over the tokens, where the modality was observed)."""
         from retf_ros.fusion import mutual_gain
 
         def mean(values):
@@ -101,7 +106,8 @@ class RankStats:
                  for a, b in itertools.combinations(self.modalities, 2)}
         return {"convention": "uncentred", "before": before, "after": after, "gain": gain,
                 "fused": mean(self.fused), "mutual_gain": pairs,
-                "inactive_channels": {m: mean(self.inactive.get(m, [])) for m in self.modalities}}
+                "inactive_channels": {m: mean(self.inactive.get(m, [])) for m in self.modalities},
+                "token_statistics": {m: self.tokens.get(m, TokenMoments()).summary() for m in self.modalities}}
 
 
 @dataclass

@@ -6,7 +6,8 @@ Report layout (also the JSON written by ``--json``; NaN becomes null)::
      "moc_std": {...},                                   std over runs (0 for one run)
      "per_class": {"0.2": {"0.1": {class: pct}}},
      "effective_rank": {"convention", "before": {m}, "after": {m}, "gain": {m}, "fused",
-                        "mutual_gain": {"a+b"}, "inactive_channels": {m}},
+                        "mutual_gain": {"a+b"}, "inactive_channels": {m},
+                        "token_statistics": {m: {"token_mean", "token_mean_sd", "token_sd"}}},
      "streaming": {"accuracy": {"1": pct, "2": pct, "4": pct}, ...} or null,
      "branches": {"colour": {"cue", "balanced_accuracy": pct, "windows"}, ...} or null
                  (synthetic stores: branches.py),
@@ -167,6 +168,9 @@ def format_report(report: dict) -> str:
         for m in erank["before"]:
             lines.append(f"  {m:<16} before {erank['before'][m]:7.2f}  after {erank['after'][m]:7.2f}  "
                          f"gain {erank['gain'][m]:+.2f}  inactive channels {erank['inactive_channels'][m]:.1f}")
+        for m, stats in (erank.get("token_statistics") or {}).items():
+            lines.append(f"  {m:<16} tokens entering the exchange: per-token mean {_fmt(stats['token_mean'])} "
+                         f"(sd {_fmt(stats['token_mean_sd'])}), per-token sd {_fmt(stats['token_sd'])}")
         for pair, value in erank["mutual_gain"].items():
             lines.append(f"  mutual gain {pair}: {value:.3f}")
     streaming = report.get("streaming")
@@ -185,6 +189,10 @@ def format_report(report: dict) -> str:
 
 def _finite(value) -> bool:
     return value is not None and math.isfinite(value)
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if _finite(value) else "n/a"
 
 
 def json_ready(value):

@@ -348,7 +348,21 @@ class Trainer:
             self.dist.barrier()
         if self.dist.active:
             torch.distributed.destroy_process_group()
+        if self.dist.main and state.epoch >= config.epochs:
+            self._record_erank_distribution(best_path)
         return best_path
+
+    def _record_erank_distribution(self, best_path: Path) -> None:
+        """Store the best checkpoint's erank distribution on the validation split in its metadata:
+        the node's erank health thresholds default to it (training/erank_calibration.py). Only
+        stream checkpoints on raw frames stream through the node's predictor."""
+        from retf_ros.training.erank_calibration import record_distribution
+
+        if self.config.task != "stream" or self.model_config.feature_dims:
+            return
+        part = "val" if self.val_ids else "train"
+        record_distribution(best_path, self.store, self.split, part, self.command, device=str(self.device),
+                            progress=False)
 
 
 class _EpochShuffle(torch.utils.data.Sampler):
