@@ -40,6 +40,7 @@ from retf_ros.ros.diagnostics import LatencyWindow, ModalityHealth, NodeHealth, 
 from retf_ros.ros.params import PARAMETERS, descriptor, validation_problem
 from retf_ros.ros.qos import input_qos, output_qos
 from retf_ros.ros.shutdown import until_signalled
+from retf_ros.ros.topics import INPUT_TOPICS, compressed_topic
 
 NODE_NAME = "anticipation_node"
 DEMO_CHECKPOINT = "checkpoints/demo.safetensors"
@@ -268,17 +269,17 @@ class AnticipationNode(LifecycleNode):
         if "rgb" in modalities:
             if self._p("rgb.compressed"):
                 self._inputs.append(self.create_subscription(
-                    CompressedImage, "rgb/image_raw/compressed",
+                    CompressedImage, compressed_topic(INPUT_TOPICS["rgb"]),
                     lambda m: self._on_frame("rgb", m, compressed_image_to_array), qos("rgb")))
             else:
                 self._inputs.append(self.create_subscription(
-                    Image, "rgb/image_raw", lambda m: self._on_frame("rgb", m, image_to_array), qos("rgb")))
+                    Image, INPUT_TOPICS["rgb"], lambda m: self._on_frame("rgb", m, image_to_array), qos("rgb")))
         if "depth" in modalities:
             self._inputs.append(self.create_subscription(
-                Image, "depth/image_raw", lambda m: self._on_frame("depth", m, image_to_array), qos("depth")))
+                Image, INPUT_TOPICS["depth"], lambda m: self._on_frame("depth", m, image_to_array), qos("depth")))
         if "skeleton" in modalities:
             self._inputs.append(self.create_subscription(
-                _skeleton_message_type(self._skeleton.kind), "skeleton",
+                _skeleton_message_type(self._skeleton.kind), INPUT_TOPICS["skeleton"],
                 lambda m: self._on_frame("skeleton", m, self._skeleton.convert), qos("skeleton")))
 
     def _on_frame(self, modality: str, msg, convert) -> None:

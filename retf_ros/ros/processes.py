@@ -81,15 +81,21 @@ def start(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Ros
 
 
 def node_argv(params_file: Path | None = None, overrides: dict | None = None, node_name: str | None = None,
-              remaps: dict[str, str] | None = None) -> list[str]:
-    """``anticipation_node`` through this interpreter, with a params file and ``-p`` overrides."""
-    argv = [sys.executable, "-m", "retf_ros.ros.node", "--ros-args"]
+              remaps: dict[str, str] | None = None, namespace: str | None = None,
+              command: list[str] | None = None) -> list[str]:
+    """``anticipation_node`` with a params file, ``-p`` overrides and ``-r`` remappings.
+
+    ``command`` starts the node (default: ``python -m retf_ros.ros.node`` with this interpreter;
+    e.g. an installed ``lib/retf_ros/anticipation_node``)."""
+    argv = [*(command or [sys.executable, "-m", "retf_ros.ros.node"]), "--ros-args"]
     if params_file is not None:
         argv += ["--params-file", str(params_file)]
     for key, value in (overrides or {}).items():
         argv += ["-p", f"{key}:={_ros_arg_value(value)}"]
     if node_name:
         argv += ["-r", f"__node:={node_name}"]
+    if namespace:
+        argv += ["-r", f"__ns:={namespace}"]
     for source, target in (remaps or {}).items():
         argv += ["-r", f"{source}:={target}"]
     return argv
@@ -251,7 +257,7 @@ def start_session(env: dict[str, str], log_dir: Path, *, namespace: str, checkpo
     overrides = dict(overrides or {})
     if checkpoint is not None:
         overrides["checkpoint"] = str(checkpoint)
-    node_cmd = node_argv(params_file, overrides) + ["-r", f"__ns:={namespace}"]
+    node_cmd = node_argv(params_file, overrides, namespace=namespace)
     camera = start("camera", publisher_argv(*camera_options, "--stamps-file", str(stamps), *ns_args), env, log_dir)
     node = start("node", node_cmd, env, log_dir)
     probe = start_probe(env, log_dir, node_name=f"{namespace}/anticipation_node", visuals=visuals)

@@ -1,0 +1,140 @@
+"""What ``ros2 launch retf_ros anticipation.launch.py`` starts, as plain data.
+
+launch/anticipation.launch.py declares :data:`LAUNCH_ARGUMENTS` and turns each :class:`NodeLaunch`
+of :func:`nodes_to_launch` into a ``launch_ros.actions.Node``; everything that decides which
+argument becomes which parameter or remapping is here, testable where launch_ros is not
+installed (the PyPI wheels have no launch_ros).
+
+Rules:
+
+- a parameter argument (``device:=cuda``) overrides the parameters file only when it is given:
+  its launch default is empty, which means "what ``params_file`` says";
+- a topic argument remaps the node's input only when it is given. ``rgb_topic`` names the image
+  topic; with ``rgb.compressed: true`` the node reads ``<rgb_topic>/compressed`` (image_transport's
+  naming; a value that already ends in ``/compressed`` is taken as the compressed topic itself).
+
+Each node the launch file can start has one function ``<node>_launch(given, share_dir)``
+returning its :class:`NodeLaunch` (or None when the arguments leave it out);
+:func:`nodes_to_launch` lists them.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from retf_ros.ros.params import SPECS, validation_problem
+from retf_ros.ros.topics import COMPRESSED_SUFFIX, INPUT_TOPICS, compressed_topic
+
+PACKAGE = "retf_ros"
+NOT_GIVEN = ""  # the launch default of every optional argument: "leave the node's own value"
+ANTICIPATION_EXECUTABLE = "anticipation_node"
+ANTICIPATION_PARAMS = os.path.join("config", "anticipation.yaml")
+
+# Launch argument -> node parameter it overrides when given (descriptions come from params.py).
+PARAMETER_ARGUMENTS = ("device", "autostart", "checkpoint")
+# Launch argument -> the node's input it remaps when given.
+TOPIC_ARGUMENTS = {"rgb_topic": "rgb", "depth_topic": "depth", "skeleton_topic": "skeleton"}
+
+
+class LaunchArgumentError(ValueError):
+    """A launch argument's value the node would refuse; the message names the argument."""
+
+
+@dataclass(frozen=True)
+class LaunchArgument:
+    name: str
+    description: str
+    default: str = NOT_GIVEN
+
+
+@dataclass(frozen=True)
+class NodeLaunch:
+    """One node to start: ``launch_ros.actions.Node(package=PACKAGE, executable=..., name=...,
+    namespace=..., parameters=self.parameters, remappings=self.remappings)``."""
+
+    executable: str
+    name: str
+    namespace: str
+    params_file: str
+    overrides: dict = field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def parameters(self) -> list:
+        """The parameters file, then the given overrides (later entries win in launch_ros)."""
+        return [self.params_file, dict(self.overrides)] if self.overrides else [self.params_file]
+
+
+def _parameter_argument(name: str) -> LaunchArgument:
+    spec = SPECS[name]
+    return LaunchArgument(name, f"{spec.description} Empty: the value in params_file "
+                                f"(the package default is {spec.default!r}).")
+
+
+LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
+    LaunchArgument("namespace", "Namespace of the node and of its relative input topics."),
+    LaunchArgument("params_file", "YAML parameters file. Empty: the package's config/anticipation.yaml."),
+    *(_parameter_argument(name) for name in PARAMETER_ARGUMENTS),
+    LaunchArgument("rgb_topic", f"RGB image topic. Empty: {INPUT_TOPICS['rgb']}. With rgb.compressed: true "
+                                f"the node reads <rgb_topic>{COMPRESSED_SUFFIX}."),
+    LaunchArgument("depth_topic", f"Depth image topic (registered to RGB). Empty: {INPUT_TOPICS['depth']}."),
+    LaunchArgument("skeleton_topic", "Skeleton topic (PoseArray or MarkerArray, see skeleton.type). "
+                                     f"Empty: {INPUT_TOPICS['skeleton']}."),
+)
+
+
+def parameter_value(name: str, text: str):
+    """The typed node parameter value of launch argument ``name`` given as ``text``.
+
+    The type is the parameter's declared one (params.py); a value the node would refuse raises
+    :class:`LaunchArgumentError` naming the argument, before any node starts.
+    """
+    spec = SPECS[name]
+    kind = type(spec.default)
+    try:
+        if kind is bool:
+            lowered = text.strip().lower()
+            if lowered not in ("true", "false"):
+                raise ValueError("expected true or false")
+            value = lowered == "true"
+        else:
+            value = kind(text)
+    except ValueError as exc:
+        raise LaunchArgumentError(f"launch argument {name}:={text!r}: {exc}") from None
+    problem = validation_problem(name, value)
+    if problem is not None:
+        raise LaunchArgumentError(f"launch argument {name}:={text!r}: {problem}")
+    return value
+
+
+def topic_remappings(given: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """(node topic, user topic) pairs for the topic arguments that were given."""
+    remappings: list[tuple[str, str]] = []
+    for argument, modality in TOPIC_ARGUMENTS.items():
+        target = given.get(argument, NOT_GIVEN)
+        if target == NOT_GIVEN:
+            continue
+        source = INPUT_TOPICS[modality]
+        if modality == "rgb":
+            image = target.removesuffix(COMPRESSED_SUFFIX)
+            remappings += [(source, image), (compressed_topic(source), compressed_topic(image))]
+        else:
+            remappings.append((source, target))
+    return tuple(remappings)
+
+
+def anticipation_node_launch(given: Mapping[str, str], share_dir: str) -> NodeLaunch:
+    """anticipation_node for the launch configurations ``given`` (argument name -> text)."""
+    params_file = given.get("params_file", NOT_GIVEN) or os.path.join(share_dir, ANTICIPATION_PARAMS)
+    overrides = {name: parameter_value(name, given[name]) for name in PARAMETER_ARGUMENTS
+                 if given.get(name, NOT_GIVEN) != NOT_GIVEN}
+    return NodeLaunch(executable=ANTICIPATION_EXECUTABLE, name=ANTICIPATION_EXECUTABLE,
+                      namespace=given.get("namespace", NOT_GIVEN), params_file=params_file,
+                      overrides=overrides, remappings=topic_remappings(given))
+
+
+def nodes_to_launch(given: Mapping[str, str], share_dir: str) -> list[NodeLaunch]:
+    """Every node the launch file starts for the launch configurations ``given``."""
+    candidates = (anticipation_node_launch(given, share_dir),)
+    return [node for node in candidates if node is not None]
