@@ -83,8 +83,10 @@ def test_installed_node_starts_with_the_launch_wiring_and_reads_compressed_rgb_f
     user_params = tmp_path / "robot.yaml"
     user_params.write_text(yaml.safe_dump(params))
     given = {argument.name: argument.default for argument in LAUNCH_ARGUMENTS} | {
-        "namespace": unique_namespace, "params_file": str(user_params), "rgb_topic": "camera/color/image_raw"}
+        "namespace": unique_namespace, "params_file": str(user_params), "rgb_topic": "camera/color/image_raw",
+        "autostart": "true"}
     (launched,) = nodes_to_launch(given, str(share))
+    assert launched.overrides == {"autostart": True}  # typed from the installed config, device left alone
     argv = node_argv(launched.params_file, launched.overrides, launched.name, dict(launched.remappings),
                      launched.namespace, command=[str(installed / "lib" / PACKAGE / launched.executable)])
     node = start("installed_node", argv, sourced(ros_env, installed), tmp_path)

@@ -16,6 +16,12 @@ Rules:
 Each node the launch file can start has one function ``<node>_launch(given, share_dir)``
 returning its :class:`NodeLaunch` (or None when the arguments leave it out);
 :func:`nodes_to_launch` lists them.
+
+``ros2 launch`` runs on the distro's Python, not the venv that holds torch (README,
+"Installing"), so this module imports only the standard library, PyYAML and retf_ros.ros.topics:
+a given parameter argument takes the type of that parameter's default in the package's
+config/anticipation.yaml (which documents every parameter, test_node_params checks it against
+params.py), and the node itself refuses a value out of range, naming the parameter.
 """
 from __future__ import annotations
 
@@ -23,7 +29,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from retf_ros.ros.params import SPECS, validation_problem
+import yaml
+
 from retf_ros.ros.topics import COMPRESSED_SUFFIX, INPUT_TOPICS, compressed_topic
 
 PACKAGE = "retf_ros"
@@ -31,14 +38,14 @@ NOT_GIVEN = ""  # the launch default of every optional argument: "leave the node
 ANTICIPATION_EXECUTABLE = "anticipation_node"
 ANTICIPATION_PARAMS = os.path.join("config", "anticipation.yaml")
 
-# Launch argument -> node parameter it overrides when given (descriptions come from params.py).
+# Launch arguments that override the node parameter of the same name when given.
 PARAMETER_ARGUMENTS = ("device", "autostart", "checkpoint")
 # Launch argument -> the node's input it remaps when given.
 TOPIC_ARGUMENTS = {"rgb_topic": "rgb", "depth_topic": "depth", "skeleton_topic": "skeleton"}
 
 
 class LaunchArgumentError(ValueError):
-    """A launch argument's value the node would refuse; the message names the argument."""
+    """A launch argument's value that is not of its parameter's type; the message names the argument."""
 
 
 @dataclass(frozen=True)
@@ -67,9 +74,8 @@ class NodeLaunch:
 
 
 def _parameter_argument(name: str) -> LaunchArgument:
-    spec = SPECS[name]
-    return LaunchArgument(name, f"{spec.description} Empty: the value in params_file "
-                                f"(the package default is {spec.default!r}).")
+    return LaunchArgument(name, f"Node parameter {name} (config/anticipation.yaml documents its values). "
+                                "Empty: the value in params_file.")
 
 
 LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
@@ -84,28 +90,33 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
 )
 
 
-def parameter_value(name: str, text: str):
-    """The typed node parameter value of launch argument ``name`` given as ``text``.
+def package_defaults(share_dir: str) -> dict:
+    """Every node parameter's default, by dotted name, from the package's parameters file."""
+    with open(os.path.join(share_dir, ANTICIPATION_PARAMS)) as stream:
+        tree = yaml.safe_load(stream)["/**"]["ros__parameters"]
 
-    The type is the parameter's declared one (params.py); a value the node would refuse raises
-    :class:`LaunchArgumentError` naming the argument, before any node starts.
-    """
-    spec = SPECS[name]
-    kind = type(spec.default)
+    def flatten(node: dict, prefix: str) -> dict:
+        flat = {}
+        for key, value in node.items():
+            flat.update(flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        return flat
+
+    return flatten(tree, "")
+
+
+def parameter_value(name: str, text: str, default):
+    """Launch argument ``name`` given as ``text``, typed like the parameter's ``default``;
+    :class:`LaunchArgumentError` naming the argument when the text is not of that type."""
+    kind = type(default)
     try:
         if kind is bool:
             lowered = text.strip().lower()
             if lowered not in ("true", "false"):
                 raise ValueError("expected true or false")
-            value = lowered == "true"
-        else:
-            value = kind(text)
+            return lowered == "true"
+        return kind(text)
     except ValueError as exc:
         raise LaunchArgumentError(f"launch argument {name}:={text!r}: {exc}") from None
-    problem = validation_problem(name, value)
-    if problem is not None:
-        raise LaunchArgumentError(f"launch argument {name}:={text!r}: {problem}")
-    return value
 
 
 def topic_remappings(given: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -127,8 +138,9 @@ def topic_remappings(given: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 def anticipation_node_launch(given: Mapping[str, str], share_dir: str) -> NodeLaunch:
     """anticipation_node for the launch configurations ``given`` (argument name -> text)."""
     params_file = given.get("params_file", NOT_GIVEN) or os.path.join(share_dir, ANTICIPATION_PARAMS)
-    overrides = {name: parameter_value(name, given[name]) for name in PARAMETER_ARGUMENTS
-                 if given.get(name, NOT_GIVEN) != NOT_GIVEN}
+    chosen = [name for name in PARAMETER_ARGUMENTS if given.get(name, NOT_GIVEN) != NOT_GIVEN]
+    defaults = package_defaults(share_dir) if chosen else {}
+    overrides = {name: parameter_value(name, given[name], defaults[name]) for name in chosen}
     return NodeLaunch(executable=ANTICIPATION_EXECUTABLE, name=ANTICIPATION_EXECUTABLE,
                       namespace=given.get("namespace", NOT_GIVEN), params_file=params_file,
                       overrides=overrides, remappings=topic_remappings(given))
