@@ -55,7 +55,8 @@ def test_a_value_not_of_the_parameters_type_fails_naming_the_argument(text):
 def test_the_wiring_imports_nothing_the_distros_python_lacks():
     """`ros2 launch` runs on the distro's Python, without the venv's torch: importing the wiring
     loads only the standard library, PyYAML and retf_ros itself."""
-    code = ("import sys; before = set(sys.modules); import retf_ros.ros.launch_arguments; "
+    code = ("import sys; before = set(sys.modules); from retf_ros.ros.launch_arguments import nodes_to_launch; "
+            f"nodes_to_launch({{'device': 'cpu', 'rgb_topic': '/c'}}, {SHARE!r}); "
             "print(' '.join({m.split('.')[0] for m in set(sys.modules) - before}))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     third_party = {name for name in loaded if name not in sys.stdlib_module_names and "cython" not in name}

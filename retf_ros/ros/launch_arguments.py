@@ -18,7 +18,7 @@ returning its :class:`NodeLaunch` (or None when the arguments leave it out);
 :func:`nodes_to_launch` lists them.
 
 ``ros2 launch`` runs on the distro's Python, not the venv that holds torch (README,
-"Installing"), so this module imports only the standard library, PyYAML and retf_ros.ros.topics:
+"Installing"), so this module imports only the standard library, PyYAML and light retf_ros modules:
 a given parameter argument takes the type of that parameter's default in the package's
 config/anticipation.yaml (which documents every parameter, test_node_params checks it against
 params.py), and the node itself refuses a value out of range, naming the parameter.
@@ -29,8 +29,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
-import yaml
-
+from retf_ros.param_file import node_parameters
 from retf_ros.ros.topics import COMPRESSED_SUFFIX, INPUT_TOPICS, compressed_topic
 
 PACKAGE = "retf_ros"
@@ -92,16 +91,7 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
 
 def package_defaults(share_dir: str) -> dict:
     """Every node parameter's default, by dotted name, from the package's parameters file."""
-    with open(os.path.join(share_dir, ANTICIPATION_PARAMS)) as stream:
-        tree = yaml.safe_load(stream)["/**"]["ros__parameters"]
-
-    def flatten(node: dict, prefix: str) -> dict:
-        flat = {}
-        for key, value in node.items():
-            flat.update(flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-        return flat
-
-    return flatten(tree, "")
+    return node_parameters(os.path.join(share_dir, ANTICIPATION_PARAMS))
 
 
 def parameter_value(name: str, text: str, default):
