@@ -22,7 +22,9 @@ setup(
     # Loose on purpose: the Makefile installs the pinned set from requirements.txt first, and a
     # ROS 2 workspace brings its own rclpy and messages.
     install_requires=["numpy", "PyYAML", "safetensors", "torch>=2.4", "tqdm"],
-    extras_require={"bags": ["rosbags", "mcap"], "report": ["matplotlib"], "images": ["opencv-python-headless"]},
+    # "test" is what makes `colcon test` run pytest (without it colcon runs unittest and finds nothing).
+    extras_require={"bags": ["rosbags", "mcap"], "report": ["matplotlib"], "images": ["opencv-python-headless"],
+                    "test": ["pytest", "pytest-timeout"]},
     zip_safe=True,
     entry_points={
         "console_scripts": [

@@ -1,7 +1,6 @@
-"""The node's parameter table, config/anticipation.yaml, the launch file and the entry point agree."""
+"""The node's parameter table, config/anticipation.yaml, the launch wiring and the entry point agree."""
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
@@ -82,22 +81,16 @@ def test_device_syntax_accepted(value):
     assert validation_problem("device", value) is None
 
 
-def test_launch_file_names_the_installed_executable_and_config():
-    source = (REPO / "launch" / "anticipation.launch.py").read_text()
-    tree = ast.parse(source)
-    constants = {node.targets[0].id: node.value for node in tree.body
-                 if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)}
-    executable = ast.literal_eval(constants["EXECUTABLE"])
-    assert ast.literal_eval(constants["PACKAGE"]) == "retf_ros"
+def test_launch_wiring_names_the_installed_executable_and_config():
+    from retf_ros.ros.launch_arguments import (ANTICIPATION_EXECUTABLE, ANTICIPATION_PARAMS, PACKAGE, POSE_EXECUTABLE,
+                                               POSE_PARAMS)
+
+    assert PACKAGE == "retf_ros"
     setup = (REPO / "setup.py").read_text()
-    assert f'"{executable} = retf_ros.ros.node:main"' in setup
-    assert (REPO / "config" / "anticipation.yaml").exists() and '"config", "anticipation.yaml"' in source
-    for argument in ("namespace", "params_file", "device", "autostart", "rgb_topic", "depth_topic", "skeleton_topic",
-                     "pose", "camera_info_topic", "pose_params_file"):
-        assert f'"{argument}"' in source
-    pose_executable = ast.literal_eval(constants["POSE_EXECUTABLE"])
-    assert f'"{pose_executable} = retf_ros.ros.pose_node:main"' in setup
-    assert (REPO / "config" / "pose.yaml").exists() and '"config", "pose.yaml"' in source
+    assert f'"{ANTICIPATION_EXECUTABLE} = retf_ros.ros.node:main"' in setup
+    assert (REPO / ANTICIPATION_PARAMS).is_file()
+    assert f'"{POSE_EXECUTABLE} = retf_ros.ros.pose_node:main"' in setup
+    assert (REPO / POSE_PARAMS).is_file()
     assert 'glob("launch/*.launch.py")' in setup and 'glob("config/*.yaml")' in setup
 
 

@@ -39,3 +39,11 @@ def test_package_version_matches_metadata():
     import retf_ros
     root = ET.parse(ROOT / "package.xml").getroot()
     assert retf_ros.__version__ == root.findtext("version") == importlib.metadata.version("retf_ros")
+
+
+def test_license_file_is_the_apache_2_text_that_package_xml_and_setup_py_name():
+    text = (ROOT / "LICENSE").read_text()
+    assert text.split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    assert "END OF TERMS AND CONDITIONS" in text and "APPENDIX: How to apply the Apache License" in text
+    assert ET.parse(ROOT / "package.xml").getroot().findtext("license") == "Apache-2.0"
+    assert 'license="Apache-2.0"' in (ROOT / "setup.py").read_text()

@@ -142,8 +142,8 @@ def test_markers_while_subscribed_and_lifecycle_of_pose_node(session, ros_env_sh
 
 
 def test_a_bad_parameter_value_is_refused_at_start_up(ros_env_shared):
-    result = subprocess.run(node_argv(overrides={"lifting.patch_radius": 99}, module=POSE_NODE_MODULE),
-                            env=ros_env_shared, capture_output=True, text=True, timeout=60)
+    argv = node_argv(overrides={"lifting.patch_radius": 99}, command=[sys.executable, "-m", POSE_NODE_MODULE])
+    result = subprocess.run(argv, env=ros_env_shared, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "lifting.patch_radius" in result.stderr
 
 

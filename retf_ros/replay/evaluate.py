@@ -5,11 +5,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retf_ros.errors import RetfError
+from retf_ros.param_file import node_parameters
 from retf_ros.bags.frames import ground_truth
 from retf_ros.bags.bagio import BagReader
 from retf_ros.bags.conventions import ModalityTopics
-from retf_ros.replay.offline import (OfflineOptions, ReplayRun, erank_thresholds_from_params, node_parameters,
-                                     run_offline, sync_config_from_params)
+from retf_ros.replay.offline import (OfflineOptions, ReplayRun, erank_thresholds_from_params, run_offline,
+                                     sync_config_from_params)
 from retf_ros.replay.scoring import split_clips
 
 

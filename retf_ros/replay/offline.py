@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from retf_ros.errors import RetfError
 from retf_ros.bags.frames import frame_sets, resolve_topics, skeleton_reader
@@ -57,24 +56,6 @@ class OfflineOptions:
     distro: str | None = None            # definitions of a bag that stores none (retf_ros.bags.distros)
 
 
-def node_parameters(path: str | os.PathLike | None) -> dict:
-    """The parameters of a node parameter file as dotted names (nested or dotted keys under
-    ``ros__parameters``; every node section merged); {} for None."""
-    if path is None:
-        return {}
-    import yaml
-
-    try:
-        document = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise RetfError(f"cannot read parameter file {path}: {exc}") from exc
-    params: dict = {}
-    for node in document.values() if isinstance(document, dict) else ():
-        if isinstance(node, dict) and isinstance(node.get("ros__parameters"), dict):
-            _flatten(node["ros__parameters"], "", params)
-    return params
-
-
 def sync_config_from_params(params: dict) -> SyncConfig:
     """The node's synchroniser settings (``sync.*``, ``skeleton.max_age_s``), defaults elsewhere."""
     names = {"sync.slop_s": "slop_s", "sync.max_age_s": "max_age_s", "sync.queue_size": "queue_size",
@@ -99,15 +80,6 @@ def erank_thresholds_from_params(params: dict, metadata: dict) -> ErankThreshold
                           error_percentile=float(param("erank.error_percentile")),
                           high_percentile=float(param("erank.high_percentile")),
                           min_frames=int(param("erank.min_frames")))
-
-
-def _flatten(tree: dict, prefix: str, out: dict) -> None:
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            _flatten(value, f"{name}.", out)
-        else:
-            out[name] = value
 
 
 def run_offline(bag: str | os.PathLike, checkpoint: str | os.PathLike, options: OfflineOptions = OfflineOptions(),

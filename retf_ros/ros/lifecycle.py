@@ -25,6 +25,7 @@ from retf_ros.runtime.sync import NS, ApproximateTimeSynchronizer
 from retf_ros.ros.params import ParamSpec, declare_parameters
 from retf_ros.ros.qos import input_qos, output_qos
 from retf_ros.ros.shutdown import until_signalled
+from retf_ros.ros.topics import INPUT_TOPICS, compressed_topic
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
@@ -117,18 +118,18 @@ class SensorLifecycleNode(LifecycleNode):
                          self._p(f"qos.{topic}.depth"))
 
     def _subscribe_images(self, rgb: bool = True, depth: bool = True) -> None:
-        """``rgb/image_raw`` (or ``rgb/image_raw/compressed`` with ``rgb.compressed``) and
+        """``rgb/image_raw`` (or its ``/compressed`` topic with ``rgb.compressed``) and
         ``depth/image_raw`` into the synchroniser."""
         if rgb and self._p("rgb.compressed"):
             self._inputs.append(self.create_subscription(
-                CompressedImage, "rgb/image_raw/compressed",
+                CompressedImage, compressed_topic(INPUT_TOPICS["rgb"]),
                 lambda m: self._on_frame("rgb", m, compressed_image_to_array), self._input_qos("rgb")))
         elif rgb:
             self._inputs.append(self.create_subscription(
-                Image, "rgb/image_raw", lambda m: self._on_frame("rgb", m, image_to_array), self._input_qos("rgb")))
+                Image, INPUT_TOPICS["rgb"], lambda m: self._on_frame("rgb", m, image_to_array), self._input_qos("rgb")))
         if depth:
             self._inputs.append(self.create_subscription(
-                Image, "depth/image_raw", lambda m: self._on_frame("depth", m, image_to_array),
+                Image, INPUT_TOPICS["depth"], lambda m: self._on_frame("depth", m, image_to_array),
                 self._input_qos("depth")))
 
     def _on_frame(self, modality: str, msg, convert) -> None:

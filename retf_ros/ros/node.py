@@ -35,6 +35,7 @@ from retf_ros.ros.input_check import input_problems
 from retf_ros.ros.lifecycle import SUCCESS, SensorLifecycleNode, run_lifecycle_node
 from retf_ros.ros.params import PARAMETERS
 from retf_ros.ros.qos import output_qos
+from retf_ros.ros.topics import INPUT_TOPICS
 
 NODE_NAME = "anticipation_node"
 DEMO_CHECKPOINT = "checkpoints/demo.safetensors"
@@ -180,7 +181,7 @@ class AnticipationNode(SensorLifecycleNode):
         self._subscribe_images(rgb="rgb" in modalities, depth="depth" in modalities)
         if "skeleton" in modalities:
             self._inputs.append(self.create_subscription(
-                _skeleton_message_type(self._skeleton.kind), "skeleton",
+                _skeleton_message_type(self._skeleton.kind), INPUT_TOPICS["skeleton"],
                 lambda m: self._on_frame("skeleton", m, self._skeleton.convert), self._input_qos("skeleton")))
 
     def _check_frame(self, modality: str, array):

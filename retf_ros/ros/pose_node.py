@@ -41,6 +41,7 @@ from retf_ros.ros.diagnostics import LatencyWindow, NodeHealth, PoseHealth, add_
 from retf_ros.ros.lifecycle import SUCCESS, SensorLifecycleNode, run_lifecycle_node
 from retf_ros.ros.params import POSE_PARAMETERS
 from retf_ros.ros.qos import output_qos
+from retf_ros.ros.topics import CAMERA_INFO_TOPIC
 from retf_ros.ros.visualisation import skeleton_markers, stamp_msg
 
 NODE_NAME = "pose_node"
@@ -152,7 +153,7 @@ class PoseNode(SensorLifecycleNode):
     # ------------------------------------------------------------------ input side
     def _subscribe(self) -> None:
         self._subscribe_images()
-        self._inputs.append(self.create_subscription(CameraInfo, "rgb/camera_info", self._on_camera_info,
+        self._inputs.append(self.create_subscription(CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info,
                                                      self._input_qos("camera_info")))
 
     def _on_camera_info(self, msg) -> None:

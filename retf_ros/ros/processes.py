@@ -85,16 +85,21 @@ POSE_NODE_MODULE = "retf_ros.ros.pose_node"
 
 
 def node_argv(params_file: Path | None = None, overrides: dict | None = None, node_name: str | None = None,
-              remaps: dict[str, str] | None = None, module: str = NODE_MODULE) -> list[str]:
-    """``anticipation_node`` (or the node of ``module``, e.g. POSE_NODE_MODULE) through this
-    interpreter, with a params file and ``-p`` overrides."""
-    argv = [sys.executable, "-m", module, "--ros-args"]
+              remaps: dict[str, str] | None = None, namespace: str | None = None,
+              command: list[str] | None = None) -> list[str]:
+    """``anticipation_node`` with a params file, ``-p`` overrides and ``-r`` remappings.
+
+    ``command`` starts the node (default: ``python -m retf_ros.ros.node`` with this interpreter;
+    e.g. ``python -m retf_ros.ros.pose_node`` or an installed ``lib/retf_ros/anticipation_node``)."""
+    argv = [*(command or [sys.executable, "-m", NODE_MODULE]), "--ros-args"]
     if params_file is not None:
         argv += ["--params-file", str(params_file)]
     for key, value in (overrides or {}).items():
         argv += ["-p", f"{key}:={_ros_arg_value(value)}"]
     if node_name:
         argv += ["-r", f"__node:={node_name}"]
+    if namespace:
+        argv += ["-r", f"__ns:={namespace}"]
     for source, target in (remaps or {}).items():
         argv += ["-r", f"{source}:={target}"]
     return argv
@@ -283,14 +288,14 @@ def start_session(env: dict[str, str], log_dir: Path, *, namespace: str, checkpo
     overrides = dict(overrides or {})
     if checkpoint is not None:
         overrides["checkpoint"] = str(checkpoint)
-    node_cmd = node_argv(params_file, overrides) + ["-r", f"__ns:={namespace}"]
+    node_cmd = node_argv(params_file, overrides, namespace=namespace)
     camera = start("camera", publisher_argv(*camera_options, "--stamps-file", str(stamps), *ns_args), env, log_dir)
     node = start("node", node_cmd, env, log_dir)
     pose = None
     if pose_overrides is not None:
         pose_params = Path(__file__).resolve().parents[2] / "config" / "pose.yaml"
-        pose_cmd = node_argv(pose_params if pose_params.exists() else None, pose_overrides,
-                             module=POSE_NODE_MODULE) + ["-r", f"__ns:={namespace}"]
+        pose_cmd = node_argv(pose_params if pose_params.exists() else None, pose_overrides, namespace=namespace,
+                             command=[sys.executable, "-m", POSE_NODE_MODULE])
         pose = start("pose", pose_cmd, env, log_dir)
     probe = start_probe(env, log_dir, node_name=f"{namespace}/anticipation_node", visuals=visuals,
                         skeleton_topic=f"{namespace}/skeleton" if pose is not None else None)

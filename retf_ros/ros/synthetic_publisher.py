@@ -207,6 +207,7 @@ class SyntheticCamera:
         from visualization_msgs.msg import MarkerArray
 
         from retf_ros.ros.qos import sensor_publisher_qos
+        from retf_ros.ros.topics import CAMERA_INFO_TOPIC, INPUT_TOPICS, compressed_topic
 
         self.node, self.options = node, options
         if options.pcd:
@@ -217,12 +218,12 @@ class SyntheticCamera:
             self.scene = SyntheticScene(options.width or 160, options.height or 120, options.layout)
         qos = sensor_publisher_qos(options.reliability)
         self.publishers = {
-            "rgb": node.create_publisher(CompressedImage, "rgb/image_raw/compressed", qos) if options.compressed
-            else node.create_publisher(Image, "rgb/image_raw", qos),
-            "depth": node.create_publisher(Image, "depth/image_raw", qos),
+            "rgb": node.create_publisher(CompressedImage, compressed_topic(INPUT_TOPICS["rgb"]), qos)
+            if options.compressed else node.create_publisher(Image, INPUT_TOPICS["rgb"], qos),
+            "depth": node.create_publisher(Image, INPUT_TOPICS["depth"], qos),
             "skeleton": node.create_publisher(MarkerArray if options.skeleton_type == "marker_array" else PoseArray,
-                                              "skeleton", qos),
-            "camera_info": node.create_publisher(CameraInfo, "rgb/camera_info", qos),
+                                              INPUT_TOPICS["skeleton"], qos),
+            "camera_info": node.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, qos),
         }
         self.active = {m: m in options.modalities for m in TOPICS}
         self._bad: dict[str, int] = {}
