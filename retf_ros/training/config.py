@@ -33,7 +33,7 @@ class TrainConfig:
     device: str = "auto"                # auto | cpu | cuda | cuda:N (torchrun: cuda:LOCAL_RANK)
     samples_per_clip: int = 16          # training windows drawn per clip and epoch
     val_samples_per_clip: int = 4       # fixed validation windows per clip (stream task)
-    select_by: str = "val_loss"         # best checkpoint by "val_loss" or "val_moc"
+    select_by: str = "val_moc"          # best checkpoint by "val_moc" (with the anticipation mode) or "val_loss"
     num_workers: int = 0                # DataLoader workers
     threads: int | None = None          # torch CPU threads; None = torch's default
     cache_dir: str | None = None        # prepared-frame cache; None = ~/.cache/retf_ros/prepared
