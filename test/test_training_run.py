@@ -75,6 +75,7 @@ def test_checkpoint_records_task_provenance_and_metrics(trained_run, tiny_clip_s
     assert meta["training"]["command"] == "pytest"
     assert meta["training"]["data_fingerprint"] == data_fingerprint(tiny_clip_store)
     assert meta["training"]["config"]["epochs"] == 4
+    assert meta["training"]["recipe"]["fps"] == 5.0 and meta["training"]["recipe"]["fps_source"] == "configured"
     assert loaded.model.config.num_queries == 4 and loaded.model.config.dim == 32
 
 

@@ -108,6 +108,11 @@ def _moc_mean(moc: dict) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def _alpha_means(moc: dict) -> dict:
+    """{alpha: MoC mean over its horizons} of a MoC table."""
+    return {a: float(np.nanmean([v if v is not None else np.nan for v in row.values()])) for a, row in moc.items()}
+
+
 def _summarise(name: str, reports: list[dict]) -> dict:
     from retf_ros.training.report import combine_runs
 
@@ -122,8 +127,7 @@ def _summarise(name: str, reports: list[dict]) -> dict:
         "moc_mean": float(np.mean(per_seed)),
         "moc_mean_std": float(np.std(per_seed)),
         "moc_mean_per_seed": per_seed,
-        "moc_alpha": {a: float(np.nanmean([v if v is not None else np.nan for v in row.values()]))
-                      for a, row in combined["moc"].items()},
+        "moc_alpha": _alpha_means(combined["moc"]),
         "streaming_accuracy": streaming.get("accuracy"),
         "streaming_mean": _finite_mean((streaming.get("accuracy") or {}).values()),
         "fused_erank": erank.get("fused"),
@@ -237,8 +241,7 @@ def prior_row(data, out: Path, first: Variant, seeds, split: str | None) -> dict
     mean = _moc_mean(report["moc"])
     return {"variant": "prior", "seeds": len(seeds), "moc": report["moc"], "moc_mean": mean, "moc_mean_std": 0.0,
             "moc_mean_per_seed": [mean] * len(seeds),
-            "moc_alpha": {a: float(np.nanmean([v if v is not None else np.nan for v in row.values()]))
-                          for a, row in report["moc"].items()},
+            "moc_alpha": _alpha_means(report["moc"]),
             "streaming_accuracy": None, "streaming_mean": None, "fused_erank": None, "mutual_gain": None,
             "branches": None}
 

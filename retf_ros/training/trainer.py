@@ -28,6 +28,7 @@ from retf_ros.training.config import TrainConfig
 from retf_ros.training.dataset import TaskSpec, WindowDataset
 from retf_ros.training.prepared import PrepareSpec, PreparedCache, depth_statistics
 from retf_ros.training.prior import TransitionPrior
+from retf_ros.training.recipe import VALIDATION_ALPHAS, default_fps, describe, format_recipe
 from retf_ros.training.state import TrainingState, load_optimizer_state, save_optimizer_state
 
 # Options that may change when a run is resumed (they do not change what is learned).
@@ -125,7 +126,8 @@ class Trainer:
         if not self.train_ids:
             raise RetfError(f"{self.store.root}: split {self.split!r} has no training clips")
         self.modalities = resolve_modalities(config.modalities, self.store)
-        self.fps = float(config.fps or self.store.fps)
+        self.fps = float(config.fps or default_fps(self.store.fps, config.window))
+        self.recipe = describe(config, self.fps, self.store.fps, len(self.train_ids), len(self.val_ids))
         model_options = dict(config.model)
         model_options.setdefault("max_frames", max(64, config.window))
         try:
@@ -169,6 +171,7 @@ class Trainer:
                 "epochs_done": epoch + 1,
                 "world_size": self.dist.world,
                 "device": str(self.device),
+                "recipe": self.recipe,
             },
             "metrics": metrics,
             "anticipation": self.anticipation_metadata(metrics),
@@ -233,7 +236,7 @@ class Trainer:
         from retf_ros.training.evaluate import evaluate_moc
 
         result = evaluate_moc(model, self.task, self.cache, self.val_ids or self.train_ids, self.device,
-                              self.config.batch_size, prior=self.prior)
+                              self.config.batch_size, alphas=VALIDATION_ALPHAS, prior=self.prior)
         by_mode = {mode: accumulator.mean() for mode, accumulator in result.modes.items()}
         best = max(by_mode, key=lambda m: (by_mode[m], m == "network"))  # a tie keeps the network alone
         return {"val_moc": by_mode[best], "val_moc_table": result.modes[best].table(),
@@ -264,6 +267,8 @@ class Trainer:
         from retf_ros.training.evaluate import to_device
 
         config = self.config
+        if self.dist.main:
+            print(format_recipe(self.recipe), file=sys.stderr)
         self._prepare_cache()
         train_set = WindowDataset(self.cache, self.train_ids, self.task, config.samples_per_clip, train=True,
                                   seed=config.seed)
