@@ -180,7 +180,7 @@ def format_report(report: dict) -> str:
         title += f", mean of {len(runs)} runs"
     lines = [format_table(report["moc"], title)]
     modes = sorted({run.get("anticipation_mode", "network") for run in runs})
-    lines.append(f"anticipation: {', '.join(modes)} (chosen on the validation split by `retf train`)")
+    lines.append(f"anticipation mode: {', '.join(modes)} (recorded by `retf train`; network for older checkpoints)")
     prior = report.get("prior")
     if prior:
         lines.append(format_table(prior["moc"], f"Prior MoC (%) (model-free: counts of the {prior['train_clips']} "
