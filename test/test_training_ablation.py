@@ -10,6 +10,7 @@ import pytest
 
 from retf_ros.errors import RetfError
 from retf_ros.training.ablation import VARIANT_NAMES, render_markdown, requirement_checks, run_ablation
+from retf_ros.training.prior import prior_report
 
 TINY_CONFIG = """\
 fps: 5.0
@@ -29,20 +30,26 @@ def test_ablation_trains_evaluates_and_writes_the_table(tiny_clip_store, tmp_pat
     out = tmp_path / "ablation"
     result = run_ablation(tiny_clip_store.root, out, config_path=config, seeds=[1], variants=["rtf", "skeleton_only"],
                           device="cpu", cache_dir=str(tmp_path / "cache"), stream_stride=2)
-    assert [row["variant"] for row in result["rows"]] == ["rtf", "skeleton_only"]
-    for row in result["rows"]:
+    assert [row["variant"] for row in result["rows"]] == ["rtf", "skeleton_only", "prior"]
+    for row in result["rows"][:2]:
         assert 0.0 <= row["moc_mean"] <= 100.0 and row["seeds"] == 1
         assert set(row["streaming_accuracy"]) == {"1", "2", "4"}
+    # The last row is the model-free prior of the store, scored like the models.
+    prior = result["rows"][2]
+    assert prior["moc"] == prior_report(tiny_clip_store, "default", "test", 5.0)["moc"]
+    assert prior["streaming_accuracy"] is None and prior["moc_mean_std"] == 0.0
+    beats = result["checks"]["Every variant beats the model-free prior on MoC"]
+    assert beats["holds"] == all(row["moc_mean"] > prior["moc_mean"] for row in result["rows"][:2])
     skeleton_meta = json.loads((out / "skeleton_only" / "seed_1" / "best.json").read_text())
     assert skeleton_meta["modalities"] == ["skeleton"]
     rtf_meta = json.loads((out / "rtf" / "seed_1" / "best.json").read_text())
     assert rtf_meta["model_config"]["fusion"] == "rtf" and rtf_meta["model_config"]["exchange_ratio"] == 0.3
     written = json.loads((out / "ablation.json").read_text())
-    assert written["seeds"] == [1] and len(written["rows"]) == 2
+    assert written["seeds"] == [1] and len(written["rows"]) == 3
     markdown = (out / "ablation.md").read_text()
-    assert "| rtf |" in markdown and "| skeleton_only |" in markdown
+    assert "| rtf |" in markdown and "| skeleton_only |" in markdown and "| prior |" in markdown
     check = written["checks"]["RTF beats every other fusion and single modality on MoC"]
-    rtf, skeleton = (row["moc_mean"] for row in result["rows"])
+    rtf, skeleton = (row["moc_mean"] for row in result["rows"][:2])
     assert check["holds"] == (rtf > skeleton)
     # A second call reuses the finished runs and their evaluations.
     eval_file = out / "rtf" / "seed_1" / "eval.json"

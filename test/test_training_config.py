@@ -40,3 +40,15 @@ def test_shipped_training_configs_load_and_build_a_model_config(name):
     model = R3DConfig(num_classes=9, **config.model)
     assert config.window <= model.max_frames
     assert config.task in ("stream", "protocol")
+
+
+def test_default_frame_rate_is_the_stores_capped_so_the_window_spans_3_2_seconds():
+    from retf_ros.training.recipe import default_fps, describe, format_recipe
+
+    assert default_fps(30.0, 32) == 10.0 and default_fps(5.0, 32) == 5.0 and default_fps(30.0, 64) == 20.0
+    capped = describe(load_config(None, {}), 10.0, 30.0, train_clips=8, val_clips=2)
+    assert capped["fps_source"] == "capped from the store's 30 so the window spans 3.2 s"
+    assert capped["select_by"] == "val_moc" and capped["validation_alphas"] == [0.15, 0.2, 0.25, 0.3, 0.35]
+    text = format_recipe(capped)
+    assert "8 training / 2 validation clips" in text and "fps 10 (capped" in text and "validation MoC" in text
+    assert describe(load_config(None, {"fps": 5.0}), 5.0, 30.0, 8, 2)["fps_source"] == "configured"

@@ -75,8 +75,7 @@ def test_checkpoint_records_task_provenance_and_metrics(trained_run, tiny_clip_s
     assert meta["training"]["command"] == "pytest"
     assert meta["training"]["data_fingerprint"] == data_fingerprint(tiny_clip_store)
     assert meta["training"]["config"]["epochs"] == 4
-    best_epoch = min(json.loads(line)["val_total"] for line in (trained_run / "log.jsonl").read_text().splitlines())
-    assert meta["metrics"]["val_total"] == pytest.approx(best_epoch)
+    assert meta["training"]["recipe"]["fps"] == 5.0 and meta["training"]["recipe"]["fps_source"] == "configured"
     assert loaded.model.config.num_queries == 4 and loaded.model.config.dim == 32
     # The erank distribution of full windows on the validation clips, for the node's health thresholds.
     distribution = meta["erank_distribution"]
@@ -85,6 +84,24 @@ def test_checkpoint_records_task_provenance_and_metrics(trained_run, tiny_clip_s
     for summary in (*distribution["before"].values(), distribution["fused"]):
         assert 1.0 - 1e-6 <= summary["min"] <= summary["p1"] <= summary["p5"] <= summary["p50"] <= summary["max"] <= 8.0
     assert set(distribution["mutual_gain"]) == {"rgb+depth", "rgb+skeleton", "depth+skeleton"}
+
+
+def test_the_best_checkpoint_is_the_epoch_with_the_best_validation_moc_and_its_anticipation(trained_run):
+    from retf_ros.training.anticipation import MODES
+
+    log = [json.loads(line) for line in (trained_run / "log.jsonl").read_text().splitlines()]
+    scores = [entry["val_moc"] for entry in log]
+    best = scores.index(max(scores))  # the first epoch reaching the best score
+    meta = load_checkpoint(trained_run).metadata
+    assert meta["training"]["config"]["select_by"] == "val_moc"
+    assert meta["metrics"]["epoch"] == best + 1
+    assert [entry.get("best", False) for entry in log][best] is True
+    # The score is the best anticipation mode's validation MoC; that mode goes to eval.
+    modes = log[best]["val_moc_modes"]
+    assert set(modes) == set(MODES) and max(modes.values()) == pytest.approx(scores[best])
+    assert meta["anticipation"]["mode"] == log[best]["anticipation_mode"]
+    assert modes[meta["anticipation"]["mode"]] == max(modes.values())
+    assert meta["anticipation"]["prior"]["num_classes"] == len(meta["classes"])
 
 
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(trained_run, tiny_clip_store, workdir):
@@ -111,6 +128,7 @@ def test_resuming_with_a_different_config_is_refused(trained_run, tiny_clip_stor
 def test_eval_cli_writes_moc_erank_and_streaming_json(trained_run, tiny_clip_store, workdir):
     from retf_ros.training.evaluate import evaluate_moc, task_spec_from_metadata
     from retf_ros.training.prepared import PrepareSpec, PreparedCache
+    from retf_ros.training.report import anticipation_of
 
     recorded = workdir / "recorded"
     shutil.copytree(trained_run, recorded)
@@ -126,8 +144,10 @@ def test_eval_cli_writes_moc_erank_and_streaming_json(trained_run, tiny_clip_sto
     loaded = load_checkpoint(trained_run)
     cache = PreparedCache(tiny_clip_store, workdir / "cache",
                           PrepareSpec.for_model(loaded.model.config, 5.0, tiny_clip_store.skeleton_layout))
+    prior, mode = anticipation_of(loaded.metadata)
     direct = evaluate_moc(loaded.model, task_spec_from_metadata(loaded.metadata), cache,
-                          tiny_clip_store.clip_ids("default", "test"), torch.device("cpu")).moc.table()
+                          tiny_clip_store.clip_ids("default", "test"), torch.device("cpu"),
+                          prior=prior, mode=mode).moc.table()
     for alpha, row in direct.items():
         for horizon, value in row.items():
             assert 0.0 <= value <= 100.0
@@ -150,6 +170,12 @@ def test_eval_cli_writes_moc_erank_and_streaming_json(trained_run, tiny_clip_sto
     assert accuracy["4"] is None  # beyond the 2 s horizon: not scored
     assert report["data"]["clips"] == 1 and len(report["runs"]) == 1
     assert report["branches"] is None  # only synthetic stores annotate their branches
+    # The model-free prior, fitted on the training clips, scored on the same test clips.
+    assert "Prior MoC (%)" in result.stdout and "model - prior" in result.stdout
+    assert {a: set(row) for a, row in report["prior"]["moc"].items()} == {a: set(row) for a, row in report["moc"].items()}
+    assert all(0.0 <= v <= 100.0 for row in report["prior"]["moc"].values() for v in row.values())
+    assert report["prior"]["train_clips"] == len(tiny_clip_store.clip_ids("default", "train"))
+    assert report["runs"][0]["anticipation_mode"] == mode
     # --record: the figures land in the checkpoint's metadata, the weights stay byte-identical.
     before = json.loads((trained_run / "best.json").read_text())
     after = load_checkpoint(recorded)

@@ -7,7 +7,8 @@ and the two checks the project requires of RTF (beats every other variant on MoC
 fused effective rank over the same model without the exchange), stated as measured.
 ``table_only`` builds the table from the evaluations already under ``OUT`` (``best.json`` +
 ``eval.json`` per run, checked against the clip store), so runs trained on several machines or
-in several sittings can be gathered without their weights.
+in several sittings can be gathered without their weights. The last row is the model-free
+prior (prior.py), computed from the clip store's labels.
 """
 from __future__ import annotations
 
@@ -107,6 +108,11 @@ def _moc_mean(moc: dict) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def _alpha_means(moc: dict) -> dict:
+    """{alpha: MoC mean over its horizons} of a MoC table."""
+    return {a: float(np.nanmean([v if v is not None else np.nan for v in row.values()])) for a, row in moc.items()}
+
+
 def _summarise(name: str, reports: list[dict]) -> dict:
     from retf_ros.training.report import combine_runs
 
@@ -121,8 +127,7 @@ def _summarise(name: str, reports: list[dict]) -> dict:
         "moc_mean": float(np.mean(per_seed)),
         "moc_mean_std": float(np.std(per_seed)),
         "moc_mean_per_seed": per_seed,
-        "moc_alpha": {a: float(np.nanmean([v if v is not None else np.nan for v in row.values()]))
-                      for a, row in combined["moc"].items()},
+        "moc_alpha": _alpha_means(combined["moc"]),
         "streaming_accuracy": streaming.get("accuracy"),
         "streaming_mean": _finite_mean((streaming.get("accuracy") or {}).values()),
         "fused_erank": erank.get("fused"),
@@ -223,6 +228,32 @@ def _above(row: dict, other: dict, key: str) -> bool:
     return a is not None and b is not None and a > b
 
 
+def prior_row(data, out: Path, first: Variant, seeds, split: str | None) -> dict:
+    """The table row of the model-free prior (prior.py): fitted on the training clips of the
+    split the first variant's first seed was trained on, at its frame rate, scored on the test
+    clips. It needs the clip store only, so ``table_only`` computes it too. The same for
+    every seed (no randomness): its std is 0."""
+    from retf_ros.data.clipstore import ClipStore
+    from retf_ros.training.prior import prior_report
+
+    meta = json.loads((out / first.name / f"seed_{seeds[0]}" / "best.json").read_text())
+    report = prior_report(ClipStore(data), split or meta["training"]["split"], "test", float(meta["fps"]))
+    mean = _moc_mean(report["moc"])
+    return {"variant": "prior", "seeds": len(seeds), "moc": report["moc"], "moc_mean": mean, "moc_mean_std": 0.0,
+            "moc_mean_per_seed": [mean] * len(seeds),
+            "moc_alpha": _alpha_means(report["moc"]),
+            "streaming_accuracy": None, "streaming_mean": None, "fused_erank": None, "mutual_gain": None,
+            "branches": None}
+
+
+def prior_checks(rows: list[dict], prior: dict) -> dict:
+    """Does every trained variant beat the model-free prior on the MoC mean?"""
+    below = {r["variant"]: r["moc_mean"] for r in rows if not r["moc_mean"] > prior["moc_mean"]}
+    detail = f"prior {_fmt(prior['moc_mean'])}; " + (
+        ", ".join(f"{n} {_fmt(v)}" for n, v in below.items()) + " at or below it" if below else "every variant above it")
+    return {"Every variant beats the model-free prior on MoC": {"holds": not below, "detail": detail}}
+
+
 def run_ablation(data, out, config_path=None, seeds=(1, 10, 13452), epochs=None, variants=None, split=None,
                  device="auto", threads=None, cache_dir=None, stream_stride: int | None = 5,
                  table_only: bool = False) -> dict:
@@ -263,6 +294,9 @@ def run_ablation(data, out, config_path=None, seeds=(1, 10, 13452), epochs=None,
                                     cache_dir, command, stream_stride) for seed in seeds]
         rows.append(_summarise(variant.name, reports))
     checks = requirement_checks(rows)
+    prior = prior_row(data, out, chosen[0], seeds, split)
+    checks.update(prior_checks(rows, prior))
+    rows.append(prior)
     header = (f"## Ablation on {data} (mean of {len(seeds)} seed(s): {', '.join(map(str, seeds))})\n\n"
               f"Command: `{command}`")
     result = {"command": command, "data": str(data), "data_fingerprint": fingerprint,

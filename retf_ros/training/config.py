@@ -21,7 +21,7 @@ class TrainConfig:
     split: str | None = None            # clip store split; None = the store's default split
     modalities: list[str] | None = None  # None = every modality the data has
     task: str = "stream"                # "stream" (the node) or "protocol" (method.md section 6)
-    fps: float | None = None            # model frame rate; None = the data's fps
+    fps: float | None = None            # model frame rate; None = the data's, capped so the window spans 3.2 s
     window: int = 32                    # observed frames W (<= model.max_frames)
     horizon_s: float = 4.0              # stream task: anticipated seconds
     alphas: list[float] = field(default_factory=lambda: [0.2, 0.3, 0.5])  # protocol task ratios
@@ -35,7 +35,7 @@ class TrainConfig:
     device: str = "auto"                # auto | cpu | cuda | cuda:N (torchrun: cuda:LOCAL_RANK)
     samples_per_clip: int = 16          # training windows drawn per clip and epoch
     val_samples_per_clip: int = 4       # fixed validation windows per clip (stream task)
-    select_by: str = "val_loss"         # best checkpoint by "val_loss" or "val_moc"
+    select_by: str = "val_moc"          # best checkpoint by "val_moc" (with the anticipation mode) or "val_loss"
     num_workers: int = 0                # DataLoader workers
     threads: int | None = None          # torch CPU threads; None = torch's default
     cache_dir: str | None = None        # prepared-frame cache; None = ~/.cache/retf_ros/prepared

@@ -25,8 +25,10 @@ from retf_ros.fusion.token_stats import TokenMoments
 from retf_ros.training import windows
 from retf_ros.training.branches import BranchScore
 from retf_ros.training.dataset import TaskSpec, protocol_sample, stream_sample
-from retf_ros.training.moc import ALPHAS, HORIZONS, MoCAccumulator, cell_key
+from retf_ros.training.moc import ALPHAS, HORIZONS, MoCAccumulator, cell_key, longest_future, score_future
+from retf_ros.training.anticipation import MODES, combined_prediction, recognised_current
 from retf_ros.training.prepared import PreparedCache, PreparedClip
+from retf_ros.training.prior import TransitionPrior
 
 
 def task_spec_from_metadata(metadata: dict) -> TaskSpec:
@@ -112,25 +114,41 @@ class RankStats:
 
 @dataclass
 class Evaluation:
-    moc: MoCAccumulator
+    moc: MoCAccumulator            # the checkpoint's anticipation mode
     ranks: RankStats
     samples: int
+    modes: dict[str, MoCAccumulator] = field(default_factory=dict)  # every mode (with a prior)
+
+
+def observation_window(num_frames: int, alpha: float, spec: TaskSpec) -> np.ndarray:
+    """(W,) clip frames observed at ratio ``alpha`` under the task (what ``observe`` feeds)."""
+    observed = windows.observed_length(num_frames, alpha)
+    if spec.task == "protocol":
+        return windows.protocol_window(observed, spec.window)
+    return windows.stream_window(observed - 1, spec.window)
 
 
 @torch.no_grad()
 def evaluate_moc(model, spec: TaskSpec, cache: PreparedCache, clip_ids: list[str], device: torch.device,
                  batch_size: int = 16, alphas=ALPHAS, horizons=HORIZONS, progress=None,
-                 branches: BranchScore | None = None) -> Evaluation:
+                 branches: BranchScore | None = None, prior: TransitionPrior | None = None,
+                 mode: str = "network") -> Evaluation:
     """Observe every clip at every alpha, decode, and accumulate MoC and effective ranks.
 
     ``progress``: optional callable(n) called after each batch with the number of samples done.
     ``branches``: also score the cue-decided branches over the 0.5 L future into this
     accumulator (synthetic stores; the caller reads its summary).
+    ``prior``: the transition prior of the training split; with it every anticipation mode
+    (anticipation.py) is scored into ``Evaluation.modes`` and ``mode`` is the one reported
+    as ``Evaluation.moc`` (and scored for the branches).
     """
     from retf_ros.fusion import decode_future
 
     model.eval()
-    accumulator = MoCAccumulator(spec.none_class, alphas, horizons)
+    modes = MODES if prior is not None else ("network",)
+    if mode not in modes:
+        raise ValueError(f"anticipation mode {mode!r} needs the transition prior (known: {', '.join(modes)})")
+    accumulators = {m: MoCAccumulator(spec.none_class, alphas, horizons) for m in modes}
     ranks = RankStats(tuple(model.config.modalities))
     jobs = [(clip_id, alpha) for clip_id in clip_ids for alpha in alphas]
     for start in range(0, len(jobs), batch_size):
@@ -141,22 +159,24 @@ def evaluate_moc(model, spec: TaskSpec, cache: PreparedCache, clip_ids: list[str
         output = model(batch["inputs"], batch["mask"], batch["present"])
         ranks.add(output, batch["mask"])
         decoded = decode_future(output.action_logits, output.duration_logits)
-        for (clip_id, alpha), transcript in zip(chunk, decoded):
+        frame_classes = output.segmentation_logits.argmax(dim=-1).cpu().numpy()
+        for i, ((clip_id, alpha), transcript) in enumerate(zip(chunk, decoded)):
             clip = opened[clip_id]
             n = clip.num_frames
             observed = windows.observed_length(n, alpha)
-            longest = windows.future_length(n, max(windows.PROTOCOL_FUTURE, *horizons))
-            prediction = predicted_frames(transcript, spec, longest)
-            for p in horizons:
-                length = windows.future_length(n, p)
-                truth = clip.labels[observed: observed + length]
-                accumulator.update(alpha, p, prediction[:len(truth)], truth)
-            if branches is not None:
-                future = min(windows.future_length(n, windows.PROTOCOL_FUTURE), n - observed)
-                branches.update(clip_id, observed, prediction[:future])
+            longest = longest_future(n, horizons)
+            network = predicted_frames(transcript, spec, longest)
+            span = longest if spec.task == "protocol" else max(spec.horizon, 1)
+            recognised = recognised_current(frame_classes[i], observation_window(n, alpha, spec), observed)
+            for m, accumulator in accumulators.items():
+                prediction = combined_prediction(m, network, span, prior, recognised, longest, spec.none_class)
+                score_future(accumulator, alpha, clip.labels, prediction)
+                if branches is not None and m == mode:
+                    future = min(windows.future_length(n, windows.PROTOCOL_FUTURE), n - observed)
+                    branches.update(clip_id, observed, prediction[:future])
         if progress is not None:
             progress(len(chunk))
-    return Evaluation(accumulator, ranks, len(jobs))
+    return Evaluation(accumulators[mode], ranks, len(jobs), accumulators)
 
 
 def per_class_table(accumulator: MoCAccumulator, classes: list[str]) -> dict:

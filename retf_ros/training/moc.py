@@ -12,6 +12,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from retf_ros.training import windows
+
 ALPHAS = (0.2, 0.3)
 HORIZONS = (0.1, 0.2, 0.3, 0.5)
 
@@ -68,6 +70,22 @@ class MoCAccumulator:
         """Mean over every cell of the table (the single number used for model selection)."""
         values = [v for row in self.table().values() for v in row.values()]
         return float(np.nanmean(values)) if values else float("nan")
+
+
+def longest_future(num_frames: int, horizons: Iterable[float] = HORIZONS) -> int:
+    """Frames a prediction must cover to be scored at every horizon (and the 0.5 L future)."""
+    return windows.future_length(num_frames, max(windows.PROTOCOL_FUTURE, *horizons))
+
+
+def score_future(accumulator: MoCAccumulator, alpha: float, labels: np.ndarray, prediction: np.ndarray) -> None:
+    """Score one clip observed up to its alpha x L prefix: the first p x L frames of
+    ``prediction`` (F,) against the clip's (N,) ``labels`` after the prefix, for every horizon p
+    of the accumulator. Models and the prior (prior.py) are scored by this one function."""
+    n = len(labels)
+    observed = windows.observed_length(n, alpha)
+    for p in accumulator.horizons:
+        truth = labels[observed: observed + windows.future_length(n, p)]
+        accumulator.update(alpha, p, prediction[:len(truth)], truth)
 
 
 def format_table(moc: dict[str, dict[str, float]], title: str = "MoC (%)") -> str:

@@ -11,8 +11,10 @@ Report layout (also the JSON written by ``--json``; NaN becomes null)::
      "streaming": {"accuracy": {"1": pct, "2": pct, "4": pct}, ...} or null,
      "branches": {"colour": {"cue", "balanced_accuracy": pct, "windows"}, ...} or null
                  (synthetic stores: branches.py),
-     "runs": [{"checkpoint", "sha256", "task", "moc", "effective_rank", "streaming"}, ...],
-     "data": {"path", "split", "part", "clips", "fingerprint"}}
+     "runs": [{"checkpoint", "sha256", "task", "fps", "anticipation_mode", "moc", "effective_rank",
+               "streaming"}, ...],
+     "data": {"path", "split", "part", "clips", "fingerprint"},
+     "prior": {"moc": {...same shape as "moc"}, "fps", "train_clips"}}   model-free baseline (prior.py)
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import numpy as np
 
 from retf_ros.errors import CheckpointError, RetfError
 from retf_ros.training.moc import format_table
+from retf_ros.training.prior import prior_report
 
 STREAM_AHEAD_S = (1.0, 2.0, 4.0)
 
@@ -73,11 +76,13 @@ def evaluate_checkpoint(path: str | Path, store, clip_ids: list[str], device, ba
         cache.ensure(clip_id)
     annotations = read_cycle_annotations(store.root, clip_ids)
     branches = BranchScore(annotations, loaded.classes, metadata["fps"]) if annotations else None
+    prior, mode = anticipation_of(metadata)
     with tqdm(total=len(clip_ids) * 2, desc=f"MoC {loaded.path.name}", unit="window", file=sys.stderr,
               leave=False) as bar:
         result = evaluate_moc(loaded.model, spec, cache, clip_ids, device, batch_size, progress=bar.update,
-                              branches=branches)
+                              branches=branches, prior=prior, mode=mode)
     report = {"checkpoint": str(loaded.path), "sha256": loaded.sha256, "task": spec.task,
+              "fps": float(metadata["fps"]), "anticipation_mode": mode,
               "moc": result.moc.table(), "per_class": per_class_table(result.moc, loaded.classes),
               "effective_rank": result.ranks.summary(), "windows": result.samples, "streaming": None,
               "branches": branches.summary() if branches else None}
@@ -85,6 +90,17 @@ def evaluate_checkpoint(path: str | Path, store, clip_ids: list[str], device, ba
     if streaming and spec.task == "stream" and not loaded.model.config.feature_dims:
         report["streaming"] = streaming_accuracy(loaded, store, clip_ids, device, stream_stride)
     return report
+
+
+def anticipation_of(metadata: dict):
+    """(TransitionPrior or None, mode) recorded by the trainer (metadata ``anticipation``);
+    checkpoints from before it anticipate with the network alone."""
+    from retf_ros.training.prior import TransitionPrior
+
+    recorded = metadata.get("anticipation") or {}
+    if not recorded.get("prior"):
+        return None, "network"
+    return TransitionPrior.from_dict(recorded["prior"]), recorded.get("mode", "network")
 
 
 def streaming_accuracy(loaded, store, clip_ids: list[str], device, stride: int | None = None) -> dict:
@@ -152,6 +168,8 @@ def evaluate_runs(runs: list[Path], data: str | Path, split: str | None = None, 
     combined = combine_runs(reports)
     combined["data"] = {"path": str(store.root), "split": split_name, "part": part, "clips": len(clip_ids),
                         "fingerprint": data_fingerprint(store)}
+    # The model-free baseline at the (first) checkpoint's frame rate, on the same clips.
+    combined["prior"] = prior_report(store, split_name, part, reports[0]["fps"])
     return combined
 
 
@@ -162,6 +180,13 @@ def format_report(report: dict) -> str:
     if len(runs) > 1:
         title += f", mean of {len(runs)} runs"
     lines = [format_table(report["moc"], title)]
+    modes = sorted({run.get("anticipation_mode", "network") for run in runs})
+    lines.append(f"anticipation mode: {', '.join(modes)} (recorded by `retf train`; network for older checkpoints)")
+    prior = report.get("prior")
+    if prior:
+        lines.append(format_table(prior["moc"], f"Prior MoC (%) (model-free: counts of the {prior['train_clips']} "
+                                                f"training clips, observed ground truth; training/prior.py)"))
+        lines.append("model - prior, mean over the table: " + _signed(_table_mean(report["moc"]) - _table_mean(prior["moc"])))
     erank = report["effective_rank"]
     if erank:
         lines.append(f"effective rank ({erank['convention']}): fused {erank['fused']:.2f}")
@@ -185,6 +210,15 @@ def format_report(report: dict) -> str:
             f"{name} ({b['cue']}) " + (f"{b['balanced_accuracy']:.1f}%" if _finite(b["balanced_accuracy"]) else "n/a")
             for name, b in branches.items()))
     return "\n".join(lines)
+
+
+def _table_mean(moc: dict) -> float:
+    values = [v for row in moc.values() for v in row.values() if _finite(v)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.2f}" if math.isfinite(value) else "n/a"
 
 
 def _finite(value) -> bool:

@@ -29,6 +29,8 @@ from retf_ros.training.config import TrainConfig
 from retf_ros.training.dataset import TaskSpec, WindowDataset
 from retf_ros.training.finetune import describe as describe_init, init_model_config, load_initial_weights
 from retf_ros.training.prepared import PrepareSpec, PreparedCache, depth_statistics
+from retf_ros.training.prior import TransitionPrior
+from retf_ros.training.recipe import VALIDATION_ALPHAS, default_fps, describe, format_recipe
 from retf_ros.training.state import TrainingState, load_optimizer_state, save_optimizer_state
 
 # Options that may change when a run is resumed (they do not change what is learned).
@@ -126,7 +128,8 @@ class Trainer:
         if not self.train_ids:
             raise RetfError(f"{self.store.root}: split {self.split!r} has no training clips")
         self.modalities = resolve_modalities(config.modalities, self.store)
-        self.fps = float(config.fps or self.store.fps)
+        self.fps = float(config.fps or default_fps(self.store.fps, config.window))
+        self.recipe = describe(config, self.fps, self.store.fps, len(self.train_ids), len(self.val_ids))
         model_options = dict(config.model)
         model_options.setdefault("max_frames", max(64, config.window))
         try:
@@ -148,6 +151,7 @@ class Trainer:
                              alphas=tuple(config.alphas))
         self.cache = PreparedCache(self.store, config.cache_dir or default_cache_dir(),
                                    PrepareSpec.for_model(self.model_config, self.fps, self.store.skeleton_layout))
+        self.prior: TransitionPrior | None = None  # fitted on the training labels once the cache is ready
 
     # -- metadata -------------------------------------------------------------------------
     def metadata(self, epoch: int, metrics: dict) -> dict:
@@ -174,8 +178,10 @@ class Trainer:
                 "epochs_done": epoch + 1,
                 "world_size": self.dist.world,
                 "device": str(self.device),
+                "recipe": self.recipe,
             },
             "metrics": metrics,
+            "anticipation": self.anticipation_metadata(metrics),
         }
 
     # -- pieces -----------------------------------------------------------------------------
@@ -187,6 +193,7 @@ class Trainer:
             for clip_id in tqdm(todo, desc="preparing frames", unit="clip", file=sys.stderr, disable=not todo):
                 self.cache.ensure(clip_id)
         self.dist.barrier()
+        self.prior = TransitionPrior.fit((self.cache.open(c).labels for c in self.train_ids), len(self.store.classes))
 
     def _loader(self, dataset: WindowDataset, train: bool):
         from torch.utils.data import DataLoader, DistributedSampler
@@ -227,12 +234,25 @@ class Trainer:
             count += n
         metrics = {f"val_{k}": v / max(count, 1) for k, v in totals.items()}
         if self.config.select_by == "val_moc":
-            from retf_ros.training.evaluate import evaluate_moc
-
-            result = evaluate_moc(model, self.task, self.cache, self.val_ids, self.device, self.config.batch_size)
-            metrics["val_moc"] = result.moc.mean()
-            metrics["val_moc_table"] = result.moc.table()
+            metrics.update(self.validation_moc(model))
         return metrics
+
+    def validation_moc(self, model) -> dict:
+        """MoC of every anticipation mode (anticipation.py) on the validation clips; the best
+        mode's figure is ``val_moc`` (the selection score), the mode ``anticipation_mode``."""
+        from retf_ros.training.evaluate import evaluate_moc
+
+        result = evaluate_moc(model, self.task, self.cache, self.val_ids or self.train_ids, self.device,
+                              self.config.batch_size, alphas=VALIDATION_ALPHAS, prior=self.prior)
+        by_mode = {mode: accumulator.mean() for mode, accumulator in result.modes.items()}
+        best = max(by_mode, key=lambda m: (by_mode[m], m == "network"))  # a tie keeps the network alone
+        return {"val_moc": by_mode[best], "val_moc_table": result.modes[best].table(),
+                "val_moc_modes": by_mode, "anticipation_mode": best}
+
+    def anticipation_metadata(self, metrics: dict) -> dict:
+        """Checkpoint metadata ``anticipation``: the mode `retf eval` applies and the prior it needs."""
+        return {"mode": metrics.get("anticipation_mode", "network"), "prior": self.prior.to_dict(),
+                "val_moc_modes": metrics.get("val_moc_modes")}
 
     def score(self, metrics: dict) -> float:
         """Higher is better."""
@@ -254,6 +274,8 @@ class Trainer:
         from retf_ros.training.evaluate import to_device
 
         config = self.config
+        if self.dist.main:
+            print(format_recipe(self.recipe), file=sys.stderr)
         self._prepare_cache()
         train_set = WindowDataset(self.cache, self.train_ids, self.task, config.samples_per_clip, train=True,
                                   seed=config.seed)
@@ -344,7 +366,8 @@ class Trainer:
                 with open(self.out / "log.jsonl", "a") as log:
                     log.write(json.dumps(metrics) + "\n")
                 shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
-                print(f"retf train: epoch {epoch + 1}/{config.epochs} {shown}", file=sys.stderr)
+                mode = f" anticipation {metrics['anticipation_mode']}" if "anticipation_mode" in metrics else ""
+                print(f"retf train: epoch {epoch + 1}/{config.epochs} {shown}{mode}", file=sys.stderr)
             self.dist.barrier()
         if self.dist.active:
             torch.distributed.destroy_process_group()

@@ -1,0 +1,54 @@
+"""The default training recipe of `retf train` (issue 17): what `retf train --data DIR --out RUN`
+decides without options, and the record of it printed at the start of training and kept in
+the checkpoint metadata (``training.recipe``).
+
+- Frame rate: the store's, capped so that the default window spans at least
+  ``MIN_WINDOW_SPAN_S`` seconds. A 32-frame window at 30 fps sees one second, too little to
+  tell how far an action has progressed and what preceded it; at 10 fps it sees 3.2 s.
+  Measured on UTKinect-format stores (docs/training.md): MoC at alpha 0.2 went from level with
+  the model-free prior at 30 fps to about twice it at 10 fps.
+- Model selection on the validation MoC (not the loss), over more observation ratios than
+  the test protocol's two (``VALIDATION_ALPHAS``), so that the two validation videos of a
+  small dataset give ten scored windows instead of four; each epoch also chooses the
+  anticipation mode (anticipation.py: the network alone or combined with the transition
+  prior of the training split) by the same score.
+"""
+from __future__ import annotations
+
+MIN_WINDOW_SPAN_S = 3.2
+VALIDATION_ALPHAS = (0.15, 0.2, 0.25, 0.3, 0.35)
+
+
+def default_fps(store_fps: float, window: int) -> float:
+    """The model frame rate when none is configured: the store's, at most window / 3.2 s."""
+    return float(min(store_fps, window / MIN_WINDOW_SPAN_S))
+
+
+def describe(config, fps: float, store_fps: float, train_clips: int, val_clips: int) -> dict:
+    """The settings a run trains with (JSON-ready), for the log and the checkpoint metadata."""
+    chosen = "configured" if config.fps else (
+        "the store's" if fps == store_fps else f"capped from the store's {store_fps:g} so the window spans "
+                                              f"{config.window / fps:.1f} s")
+    return {
+        "fps": fps, "fps_source": chosen, "window": config.window, "task": config.task,
+        "horizon_s": config.horizon_s if config.task == "stream" else None,
+        "select_by": config.select_by,
+        "validation_alphas": list(VALIDATION_ALPHAS) if config.select_by == "val_moc" else None,
+        "epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
+        "weight_decay": config.weight_decay, "samples_per_clip": config.samples_per_clip,
+        "model": dict(config.model), "train_clips": train_clips, "val_clips": val_clips,
+    }
+
+
+def format_recipe(recipe: dict) -> str:
+    """One line per group of settings, printed by `retf train` before the first epoch."""
+    selection = (f"best validation MoC over alphas {recipe['validation_alphas']} (network alone or with the "
+                 f"transition prior)" if recipe["select_by"] == "val_moc" else "lowest validation loss")
+    task = (f"stream, horizon {recipe['horizon_s']:g} s" if recipe["task"] == "stream" else "protocol")
+    return "\n".join([
+        f"retf train: recipe: {recipe['train_clips']} training / {recipe['val_clips']} validation clips; "
+        f"{task}; fps {recipe['fps']:g} ({recipe['fps_source']}), window {recipe['window']}",
+        f"retf train: recipe: {recipe['epochs']} epochs x {recipe['samples_per_clip']} windows per clip, batch "
+        f"{recipe['batch_size']}, AdamW lr {recipe['lr']:g} weight decay {recipe['weight_decay']:g}; "
+        f"model overrides {recipe['model'] or 'none'}",
+        f"retf train: recipe: selection by {selection}"])
