@@ -90,7 +90,11 @@ def rank_exchange(tokens: Sequence[torch.Tensor], alpha: torch.Tensor, ratio: fl
         has_donor = donor_ok.any(dim=-1, keepdim=True)  # (B, M, 1)
 
     x_safe = torch.where(valid.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype, device=x.device))
-    if partner == "most_informative":
+    if m == 2:
+        # Under either rule the only possible partner is the other modality (where it cannot
+        # donate, has_donor or partner_valid is False): no choice, no gather.
+        y, partner_valid = x_safe.flip(1), valid.flip(1).unsqueeze(-1)
+    elif partner == "most_informative":
         with torch.no_grad():
             donor_score = score.unsqueeze(1).masked_fill(~donor_ok.unsqueeze(-1), float("-inf"))  # (B, M, M, C)
             choice = donor_score.argmax(dim=2)  # (B, M, C): first maximum wins ties
