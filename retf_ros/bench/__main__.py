@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-SECTIONS = ("fusion", "runtime", "node")
+SECTIONS = ("model", "fusion", "runtime", "node")
 
 
 def main(argv: list[str] | None = None) -> int:
