@@ -20,8 +20,8 @@ def test_model_section_prints_forward_fuser_and_per_frame_figures_with_the_machi
     out = capsys.readouterr().out
     assert torch.get_num_threads() == threads  # the section's one thread does not leak
     assert re.search(r"\[model\] machine: .*1 torch threads", out)
-    assert re.search(r"T=8: forward \d+\.\d+ ms; fuser alone \d+\.\d+ ms; forward_tokens .* \d+\.\d+ ms", out)
-    assert re.search(r"per-frame path, one VGA frame -> 24x32 .*RGB \d+\.\d+ ms, depth uint16 mm \d+\.\d+ ms", out)
+    assert re.search(r"T=8: forward \d+\.\d+ ms \(CPU \d+\.\d+\); fuser alone \d+\.\d+ ms \(CPU \d+\.\d+\); forward_tokens .* \d+\.\d+ ms \(CPU \d+\.\d+\)", out)
+    assert re.search(r"per-frame path, one VGA frame -> 24x32 .*RGB \d+\.\d+ ms \(CPU \d+\.\d+\), depth uint16 mm \d+\.\d+ ms", out)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is visible: the GPU check would run")

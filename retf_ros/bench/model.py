@@ -7,7 +7,8 @@ window length T: the whole forward (encoders + fusion + temporal model + heads),
 alone (RTF exchange + cross-modal block) and the temporal part (forward_tokens). Then the
 per-frame path: one VGA RGB frame and one VGA depth frame prepared for the model
 (retf_ros.fusion.inputs) at the image sizes the shipped and default models use.
-Median of 25 calls after 5 warm-up calls; the machine is printed with the figures.
+Median of 25 calls after 5 warm-up calls, wall time and (CPU) the calling thread's CPU time,
+which a CPU shared with other work inflates less; the machine is printed with the figures.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import os
 import numpy as np
 import torch
 
-from retf_ros.bench import machine_description, median_ms
+from retf_ros.bench import machine_description, median_wall_and_cpu_ms
 from retf_ros.fusion import R3DConfig, R3DModel
 from retf_ros.fusion.inputs import prepare_depth, prepare_rgb
 
@@ -34,8 +35,13 @@ def issue_config(frames: int) -> R3DConfig:
                      max_frames=frames)
 
 
-def forward_figures(device: torch.device, steps: int) -> dict[str, float]:
-    """Median ms of the whole forward, the fuser alone and forward_tokens at B=1, T=steps."""
+def _timed(fn, device: torch.device) -> tuple[float, float]:
+    return median_wall_and_cpu_ms(fn, device, REPEATS, warmup=5)
+
+
+def forward_figures(device: torch.device, steps: int) -> dict[str, tuple[float, float]]:
+    """(median wall ms, median thread CPU ms) of the whole forward, the fuser alone and
+    forward_tokens at B=1, T=steps."""
     torch.manual_seed(0)
     model = R3DModel(issue_config(steps)).to(device).eval()
     h, w = model.config.image_size
@@ -46,13 +52,14 @@ def forward_figures(device: torch.device, steps: int) -> dict[str, float]:
         tokens = model.encode_frames(inputs)
         stacked = [tokens[m] for m in model.config.modalities]
         valid = torch.ones(1, len(stacked), steps, dtype=torch.bool, device=device)
-        return {"forward": median_ms(lambda: model(inputs, mask), device, REPEATS, warmup=5),
-                "fuser": median_ms(lambda: model.fusion(stacked, valid), device, REPEATS, warmup=5),
-                "temporal": median_ms(lambda: model.forward_tokens(tokens, mask), device, REPEATS, warmup=5)}
+        return {"forward": _timed(lambda: model(inputs, mask), device),
+                "fuser": _timed(lambda: model.fusion(stacked, valid), device),
+                "temporal": _timed(lambda: model.forward_tokens(tokens, mask), device)}
 
 
-def frame_figures(size: tuple[int, int]) -> dict[str, float]:
-    """Median ms to prepare one VGA frame of each kind for a model that sees ``size`` (h, w)."""
+def frame_figures(size: tuple[int, int]) -> dict[str, tuple[float, float]]:
+    """(median wall ms, median thread CPU ms) to prepare one VGA frame of each kind for a model
+    that sees ``size`` (h, w)."""
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (*VGA, 3), dtype=np.uint8)
     millimetres = rng.integers(300, 5000, VGA).astype(np.uint16)
@@ -60,9 +67,14 @@ def frame_figures(size: tuple[int, int]) -> dict[str, float]:
     metres = (millimetres / 1000.0).astype(np.float32)
     metres[millimetres == 0] = np.nan
     cpu = torch.device("cpu")
-    return {"rgb": median_ms(lambda: prepare_rgb(rgb, size), cpu, REPEATS, warmup=5),
-            "depth_u16": median_ms(lambda: prepare_depth(millimetres, size), cpu, REPEATS, warmup=5),
-            "depth_f32": median_ms(lambda: prepare_depth(metres, size), cpu, REPEATS, warmup=5)}
+    return {"rgb": _timed(lambda: prepare_rgb(rgb, size), cpu),
+            "depth_u16": _timed(lambda: prepare_depth(millimetres, size), cpu),
+            "depth_f32": _timed(lambda: prepare_depth(metres, size), cpu)}
+
+
+def _ms(figure: tuple[float, float], device: torch.device) -> str:
+    wall, cpu = figure
+    return f"{wall:.2f} ms" if device.type != "cpu" else f"{wall:.2f} ms (CPU {cpu:.2f})"
 
 
 def run(args) -> None:
@@ -77,14 +89,17 @@ def run(args) -> None:
                 f = forward_figures(device, steps)
                 print(f"[model] R3D at the authors' configuration (2048-d RGB features + 160x120 depth flattened, "
                       f"C=128, 2 enc / 1 dec layers, 8 queries, 8 heads, rho 0.3, B=1, all frames valid) on {device}, "
-                      f"T={steps}: forward {f['forward']:.2f} ms; fuser alone {f['fuser']:.2f} ms; "
-                      f"forward_tokens (fuser + temporal model + heads) {f['temporal']:.2f} ms "
-                      f"(median of {REPEATS})")
+                      f"T={steps}: forward {_ms(f['forward'], device)}; fuser alone {_ms(f['fuser'], device)}; "
+                      f"forward_tokens (fuser + temporal model + heads) {_ms(f['temporal'], device)} "
+                      f"(median of {REPEATS}; wall, and the thread's CPU time)")
+        cpu = torch.device("cpu")
         for size in IMAGE_SIZES:
             f = frame_figures(size)
+            rgb_u16 = tuple(a + b for a, b in zip(f["rgb"], f["depth_u16"]))
+            rgb_f32 = tuple(a + b for a, b in zip(f["rgb"], f["depth_f32"]))
             print(f"[model] per-frame path, one VGA frame -> {size[0]}x{size[1]} (retf_ros.fusion.inputs, CPU): "
-                  f"RGB {f['rgb']:.2f} ms, depth uint16 mm {f['depth_u16']:.2f} ms, depth float32 m "
-                  f"{f['depth_f32']:.2f} ms -> RGB + depth {f['rgb'] + f['depth_u16']:.2f} ms (uint16) / "
-                  f"{f['rgb'] + f['depth_f32']:.2f} ms (float32) (median of {REPEATS})")
+                  f"RGB {_ms(f['rgb'], cpu)}, depth uint16 mm {_ms(f['depth_u16'], cpu)}, depth float32 m "
+                  f"{_ms(f['depth_f32'], cpu)} -> RGB + depth {_ms(rgb_u16, cpu)} (uint16) / {_ms(rgb_f32, cpu)} "
+                  f"(float32) (median of {REPEATS})")
     finally:
         torch.set_num_threads(threads)
