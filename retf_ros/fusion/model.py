@@ -219,7 +219,7 @@ class R3DModel(nn.Module):
         if t > self.config.max_frames:
             raise ValueError(f"window of {t} frames exceeds the model's max_frames={self.config.max_frames}")
         mask = mask.bool()
-        full = [tokens.get(m, reference.new_zeros(b, t, c)) for m in self.config.modalities]
+        full = [tokens[m] if m in tokens else reference.new_zeros(b, t, c) for m in self.config.modalities]
         valid = self._validity(tokens, mask, present)
         observed = mask & valid.any(dim=1)
         # A sample with nothing observed would make attention rows empty (NaN); give it one key.
