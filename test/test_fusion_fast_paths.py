@@ -103,3 +103,20 @@ def test_a_fully_observed_window_takes_no_masked_attention_path():
         trimmed = model.forward_tokens({m: x[:, :9] for m, x in tokens.items()}, padded_mask[:, :9])
     # the padded window masks its padding: the valid frames see what the trimmed window sees
     torch.testing.assert_close(out.action_logits, trimmed.action_logits, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 10, 12, 64])
+@pytest.mark.parametrize("partner", ["most_informative", "mean"])
+@pytest.mark.parametrize("given_importance", [False, True], ids=["variance", "given_importance"])
+def test_exchange_of_a_fully_valid_pair_equals_the_masked_computation_bit_for_bit(steps, partner, given_importance):
+    g = torch.Generator().manual_seed(steps)
+    b, c = 2, 24
+    tokens = [torch.relu(torch.randn(b, steps, c, generator=g)) * 3 for _ in range(2)]
+    alpha = torch.rand(c, generator=g)
+    importance = [torch.randn(c, generator=g) for _ in range(2)] if given_importance else None
+    all_true = [torch.ones(b, steps, dtype=torch.bool) for _ in range(2)]
+    masked = rank_exchange(tokens, alpha, 0.3, mask=all_true, partner=partner, importance=importance)
+    unmasked = rank_exchange(tokens, alpha, 0.3, mask=None, partner=partner, importance=importance)
+    for got, want in zip(unmasked, masked):
+        assert torch.equal(got, want)
+    assert (steps < 2) == all(torch.equal(got, x) for got, x in zip(unmasked, tokens))

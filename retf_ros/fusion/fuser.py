@@ -84,6 +84,12 @@ def _checked_exchange_ratio(ratio: float) -> float:
     return ratio
 
 
+def _every_token_valid_on_cpu(valid: torch.Tensor) -> bool:
+    """True when ``valid`` is a CPU tensor and all True (the exchange may then skip its
+    masking). Never asked of a GPU tensor: there the answer would cost a host sync."""
+    return valid.device.type == "cpu" and bool(valid.all())
+
+
 def _masked_token_mean(tokens: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     """(N, M, C), (N, M) bool -> (N, C): mean over present tokens (0 where none)."""
     w = present.unsqueeze(-1).to(tokens.dtype)
@@ -143,7 +149,8 @@ class RankEnhancingTokenFuser(nn.Module):
         if self.selection == "bn_gamma":
             importance = [norm.weight.abs() for norm in self.norms]
         if self.exchange:
-            exchanged = rank_exchange(tokens, self.alpha, self.ratio, mask=list(valid.unbind(1)),
+            mask = None if _every_token_valid_on_cpu(valid) else list(valid.unbind(1))
+            exchanged = rank_exchange(tokens, self.alpha, self.ratio, mask=mask,
                                       partner=self.partner, importance=importance)
         else:
             exchanged = list(tokens)
