@@ -31,8 +31,10 @@ test: venv
 demo: venv
 	$(VENV)/bin/retf demo
 
+# BENCH_ARGS: e.g. "--threads 1" on a machine shared with other work, "--only model node".
+BENCH_ARGS ?=
 bench: venv
-	$(PY) -m retf_ros.bench
+	$(PY) -m retf_ros.bench $(BENCH_ARGS)
 
 gpu-check: venv
 	$(PY) -m retf_ros.bench --gpu

@@ -32,13 +32,23 @@ def sync(device: torch.device) -> None:
 
 def median_ms(fn: Callable[[], object], device: torch.device, repeats: int = 20, warmup: int = 3) -> float:
     """Median wall time of ``fn`` in milliseconds (device-synchronised)."""
+    return median_wall_and_cpu_ms(fn, device, repeats, warmup)[0]
+
+
+def median_wall_and_cpu_ms(fn: Callable[[], object], device: torch.device, repeats: int = 20,
+                           warmup: int = 3) -> tuple[float, float]:
+    """(median wall ms, median CPU ms of the calling thread) of ``fn`` (device-synchronised).
+
+    On a CPU shared with other work the wall time includes the time the thread waited for a
+    core; its CPU time does not, so the two together tell the cost from the load."""
     for _ in range(warmup):
         fn()
     sync(device)
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         fn()
         sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        wall.append((time.perf_counter() - start) * 1e3)
+        cpu.append((time.thread_time() - start_cpu) * 1e3)
+    return statistics.median(wall), statistics.median(cpu)

@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-SECTIONS = ("fusion", "runtime", "node", "pose")
+SECTIONS = ("model", "fusion", "runtime", "node", "pose")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from retf_ros.fusion.exchange import rank_exchange
@@ -47,18 +48,33 @@ class CrossModalBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """x: (N, M, C) tokens, present: (N, M) bool -> (N, M, C)."""
-        n, m, c = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(n, m, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        eye = torch.eye(m, dtype=torch.bool, device=x.device)
+        h = self.norm1(x)
+        attended = self._attend_to_the_other(h, present) if x.shape[1] == 2 else self._attend(h, present)
+        x = x + self.drop(self.proj(attended))
+        return x + self.drop(self.mlp(self.norm2(x)))
+
+    def _attend(self, h: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """Cross-only attention of normalised tokens h (N, M, C), present (N, M) -> (N, M, C)."""
+        n, m, c = h.shape
+        q, k, v = self.qkv(h).view(n, m, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        eye = torch.eye(m, dtype=torch.bool, device=h.device)
         allowed = present.unsqueeze(1) & ~eye  # (N, M_query, M_key)
         scores = (q @ k.transpose(-1, -2)) * (c // self.heads) ** -0.5  # (N, H, M, M)
         scores = scores.masked_fill(~allowed.unsqueeze(1), float("-inf"))
         has_key = allowed.any(dim=-1)  # (N, M)
         weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
         attended = (weights @ v).transpose(1, 2).reshape(n, m, c)
-        attended = attended * has_key.unsqueeze(-1).to(attended.dtype)
-        x = x + self.drop(self.proj(attended))
-        return x + self.drop(self.mlp(self.norm2(x)))
+        return attended * has_key.unsqueeze(-1).to(attended.dtype)
+
+    def _attend_to_the_other(self, h: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """``_attend`` for M = 2, in a third of the work: a token's only allowed key is the other
+        modality's token, and a softmax over one key is exactly 1 in every head, so attention
+        returns the other token's value (0 where the other is absent); queries and keys are
+        never needed. h: (N, 2, C), present: (N, 2) -> (N, 2, C)."""
+        c = h.shape[-1]
+        v = F.linear(h, self.qkv.weight[2 * c:])  # the value rows of the fused q/k/v projection
+        other_present = present.flip(1).unsqueeze(-1)
+        return torch.where(other_present, v.flip(1), torch.zeros((), dtype=v.dtype, device=v.device))
 
 
 def _checked_exchange_ratio(ratio: float) -> float:
@@ -66,6 +82,12 @@ def _checked_exchange_ratio(ratio: float) -> float:
     if not 0.0 <= ratio < 1.0:
         raise ValueError(f"exchange ratio must be in [0, 1), got {ratio}")
     return ratio
+
+
+def _every_token_valid_on_cpu(valid: torch.Tensor) -> bool:
+    """True when ``valid`` is a CPU tensor and all True (the exchange may then skip its
+    masking). Never asked of a GPU tensor: there the answer would cost a host sync."""
+    return valid.device.type == "cpu" and bool(valid.all())
 
 
 def _masked_token_mean(tokens: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
@@ -127,7 +149,8 @@ class RankEnhancingTokenFuser(nn.Module):
         if self.selection == "bn_gamma":
             importance = [norm.weight.abs() for norm in self.norms]
         if self.exchange:
-            exchanged = rank_exchange(tokens, self.alpha, self.ratio, mask=list(valid.unbind(1)),
+            mask = None if _every_token_valid_on_cpu(valid) else list(valid.unbind(1))
+            exchanged = rank_exchange(tokens, self.alpha, self.ratio, mask=mask,
                                       partner=self.partner, importance=importance)
         else:
             exchanged = list(tokens)

@@ -19,6 +19,7 @@ from retf_ros.fusion.encoders import (TOKEN_ACTIVATIONS, DepthConvEncoder, Depth
                                       PixelStandardiser, RGBEncoder, SkeletonEncoder, TorchvisionEncoder)
 from retf_ros.fusion.fuser import FusionOutput, build_fusion
 from retf_ros.fusion.skeleton import get_layout
+from retf_ros.fusion.temporal import decoder_inference, encoder_inference
 
 IMAGE_MODALITIES = ("rgb", "depth")
 # What a checkpoint's model_config means when it has no token_activation: it was written before
@@ -230,17 +231,25 @@ class R3DModel(nn.Module):
         if t > self.config.max_frames:
             raise ValueError(f"window of {t} frames exceeds the model's max_frames={self.config.max_frames}")
         mask = mask.bool()
-        full = [tokens.get(m, reference.new_zeros(b, t, c)) for m in self.config.modalities]
+        full = [tokens[m] if m in tokens else reference.new_zeros(b, t, c) for m in self.config.modalities]
         valid = self._validity(tokens, mask, present)
-        fusion: FusionOutput = self.fusion(full, valid)
-
         observed = mask & valid.any(dim=1)
         # A sample with nothing observed would make attention rows empty (NaN); give it one key.
         observed[:, 0] |= ~observed.any(dim=1)
+        # Every frame observed (the streaming case): no key padding mask at all, which lets the
+        # attention take the fused SDPA kernels instead of the masked softmax. Decided here,
+        # before the fusion's kernels are queued, so on a GPU the one host sync waits for little.
+        padding = None if bool(observed.all()) else ~observed
+        fusion: FusionOutput = self.fusion(full, valid)
+
         x = fusion.fused + self.position[:t]
-        memory = self.encoder(x, src_key_padding_mask=~observed)
         queries = self.queries.unsqueeze(0).expand(b, -1, -1)
-        decoded = self.decoder(queries, memory, memory_key_padding_mask=~observed)
+        if self.training:  # torch's layers: dropout
+            memory = self.encoder(x, src_key_padding_mask=padding)
+            decoded = self.decoder(queries, memory, memory_key_padding_mask=padding)
+        else:
+            memory = encoder_inference(self.encoder, x, padding)
+            decoded = decoder_inference(self.decoder, queries, memory, padding)
         names = self.config.modalities
         return R3DOutput(
             action_logits=self.class_head(decoded),

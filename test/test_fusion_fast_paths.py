@@ -1,0 +1,122 @@
+"""The fast paths of issue 20 equal the general computation they replace: the two-modality
+shortcuts of the cross-modal attention and of the exchange, and the SDPA inference forward of
+the temporal transformer (padded and unpadded). test_fusion_reference_outputs.py checks the
+whole forward against outputs frozen before these paths existed."""
+import itertools
+
+import pytest
+import torch
+from torch.profiler import profile
+
+from retf_ros.fusion import R3DConfig, R3DModel, rank_exchange
+from retf_ros.fusion.fuser import CrossModalBlock
+from retf_ros.fusion.temporal import decoder_inference, encoder_inference
+
+PRESENCE = [list(p) for p in itertools.product([True, False], repeat=2)]  # every (token 0, token 1) pattern
+
+
+def _block_and_tokens(seed=0):
+    torch.manual_seed(seed)
+    block = CrossModalBlock(32, heads=4).eval()
+    n = 4 * len(PRESENCE)
+    h = torch.randn(n, 2, 32)
+    present = torch.tensor(PRESENCE * 4)
+    return block, h, present
+
+
+def test_two_modality_attention_is_the_other_tokens_value_as_the_general_attention_computes_it():
+    block, h, present = _block_and_tokens()
+    with torch.no_grad():
+        general, shortcut = block._attend(h, present), block._attend_to_the_other(h, present)
+    torch.testing.assert_close(shortcut, general, atol=1e-6, rtol=1e-6)
+    assert (shortcut[~present.flip(1)] == 0).all()  # the other token absent: no attention update
+    assert (shortcut[present.flip(1)] != 0).any()
+
+
+def test_two_modality_attention_shortcut_under_bf16_autocast():
+    block, h, present = _block_and_tokens(1)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        general, shortcut = block._attend(h, present), block._attend_to_the_other(h, present)
+    assert shortcut.dtype == general.dtype
+    torch.testing.assert_close(shortcut.float(), general.float(), atol=1e-2, rtol=1e-2)
+
+
+@pytest.mark.parametrize("partner", ["most_informative", "mean"])
+def test_two_modality_exchange_equals_the_general_rule_with_a_third_modality_that_cannot_donate(partner):
+    """With a third modality that has < 2 valid frames (it neither donates nor receives), the
+    general partner rules (gather / mean over donors) must give modalities 0 and 1 exactly what
+    the two-modality path gives them."""
+    g = torch.Generator().manual_seed(3)
+    b, t, c = 3, 9, 16
+    tokens = [torch.relu(torch.randn(b, t, c, generator=g)) for _ in range(3)]
+    valid = torch.rand(b, 3, t, generator=g) > 0.2
+    valid[:, 2] = False
+    valid[:, 2, 0] = True  # one valid frame: present, but inactive in the exchange
+    alpha = torch.rand(c, generator=g)
+    general = rank_exchange(tokens, alpha, 0.4, mask=list(valid.unbind(1)), partner=partner)
+    pair = rank_exchange(tokens[:2], alpha, 0.4, mask=list(valid[:, :2].unbind(1)), partner=partner)
+    for got, want, original in zip(pair, general[:2], tokens[:2]):
+        torch.testing.assert_close(got, want, atol=0, rtol=0)
+        assert not torch.equal(got, original)
+
+
+def _temporal_model():
+    torch.manual_seed(0)
+    return R3DModel(R3DConfig(num_classes=5, modalities=("rgb", "depth"), dim=32, heads=4, fusion_heads=4,
+                              max_frames=20)).eval()
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["unpadded", "padded"])
+def test_inference_encoder_and_decoder_equal_torchs_layers(padded):
+    model = _temporal_model()
+    x = torch.randn(2, 20, 32)
+    padding = torch.zeros(2, 20, dtype=torch.bool)
+    if padded:
+        padding[1, 13:] = True
+        padding[0, 5] = True   # an unobserved frame inside the window
+    queries = model.queries.unsqueeze(0).expand(2, -1, -1)
+    with torch.no_grad():
+        memory = model.encoder(x, src_key_padding_mask=padding if padded else None)
+        decoded = model.decoder(queries, memory, memory_key_padding_mask=padding if padded else None)
+        fast_memory = encoder_inference(model.encoder, x, padding if padded else None)
+        fast_decoded = decoder_inference(model.decoder, queries, fast_memory, padding if padded else None)
+    torch.testing.assert_close(fast_memory[~padding], memory[~padding], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast_decoded, decoded, atol=1e-5, rtol=1e-5)
+
+
+def _aten_ops(model, tokens, mask) -> set[str]:
+    with torch.no_grad(), profile() as prof:
+        model.forward_tokens(tokens, mask)
+    return {event.key for event in prof.key_averages()}
+
+
+def test_a_fully_observed_window_takes_no_masked_attention_path():
+    model = _temporal_model()
+    tokens = {m: torch.rand(1, 12, 32) for m in ("rgb", "depth")}
+    full = _aten_ops(model, tokens, torch.ones(1, 12, dtype=torch.bool))
+    assert "aten::_masked_softmax" not in full
+    assert "aten::_scaled_dot_product_flash_attention_for_cpu" in full
+    padded_mask = torch.ones(1, 12, dtype=torch.bool)
+    padded_mask[0, 9:] = False
+    with torch.no_grad():
+        out = model.forward_tokens(tokens, padded_mask)
+        trimmed = model.forward_tokens({m: x[:, :9] for m, x in tokens.items()}, padded_mask[:, :9])
+    # the padded window masks its padding: the valid frames see what the trimmed window sees
+    torch.testing.assert_close(out.action_logits, trimmed.action_logits, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 10, 12, 64])
+@pytest.mark.parametrize("partner", ["most_informative", "mean"])
+@pytest.mark.parametrize("given_importance", [False, True], ids=["variance", "given_importance"])
+def test_exchange_of_a_fully_valid_pair_equals_the_masked_computation_bit_for_bit(steps, partner, given_importance):
+    g = torch.Generator().manual_seed(steps)
+    b, c = 2, 24
+    tokens = [torch.relu(torch.randn(b, steps, c, generator=g)) * 3 for _ in range(2)]
+    alpha = torch.rand(c, generator=g)
+    importance = [torch.randn(c, generator=g) for _ in range(2)] if given_importance else None
+    all_true = [torch.ones(b, steps, dtype=torch.bool) for _ in range(2)]
+    masked = rank_exchange(tokens, alpha, 0.3, mask=all_true, partner=partner, importance=importance)
+    unmasked = rank_exchange(tokens, alpha, 0.3, mask=None, partner=partner, importance=importance)
+    for got, want in zip(unmasked, masked):
+        assert torch.equal(got, want)
+    assert (steps < 2) == all(torch.equal(got, x) for got, x in zip(unmasked, tokens))
