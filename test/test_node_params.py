@@ -100,3 +100,26 @@ def test_node_documentation_lists_every_parameter():
     text = (REPO / "docs" / "node.md").read_text()
     missing = [spec.name for spec in PARAMETERS if f"`{spec.name}`" not in text]
     assert missing == []
+
+
+def test_a_wrong_type_is_refused_naming_the_parameter_and_the_expected_type():
+    from retf_ros.ros.params import type_problem
+
+    assert type_problem("sync.queue_size", "abc") == ("parameter 'sync.queue_size' must be an integer (default 5), "
+                                                      "got a string 'abc'")
+    assert "parameter 'sync.slop_s' must be a double" in type_problem("sync.slop_s", 1)
+    assert type_problem("sync.slop_s", 0.05) is None and type_problem("not.declared", 1) is None
+
+
+def test_unknown_names_are_listed_in_the_refusal():
+    from retf_ros.ros.params import unknown_problem
+
+    assert unknown_problem(["sync.slopp_s"]).startswith("unknown parameter 'sync.slopp_s': ")
+
+
+def test_stamp_and_joint_drop_reasons_are_in_the_documented_catalogue():
+    from retf_ros.runtime.stamps import STAMP_DROP_REASONS
+
+    catalogue = (REPO / "docs" / "node.md").read_text().split("## Bad input", 1)[1].split("\n## ", 1)[0]
+    for reason in (*STAMP_DROP_REASONS, "nonfinite_joints"):
+        assert f"| `{reason}` |" in catalogue, reason

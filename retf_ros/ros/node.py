@@ -12,7 +12,9 @@ checkpoint fails the transition with one clear log line and the node stays up, r
 reconfigured); activate = build the predictor on the device, warm up, subscribe; deactivate =
 unsubscribe, stop the worker, free device memory; cleanup = drop the checkpoint. ``autostart``
 runs configure + activate at start-up. Bad messages are dropped, counted per reason, logged
-(rate-limited) and reported in /diagnostics; they never stop the node.
+(rate-limited) and reported in /diagnostics; they never stop the node. A frame whose stamp is
+implausible against the node's clock is one of them (retf_ros.runtime.stamps): it is never
+used, and buffers are reset only when the whole stream (or the clock) jumped.
 """
 from __future__ import annotations
 
@@ -29,17 +31,21 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
 from retf_ros.errors import RetfError
+from retf_ros.runtime.intake import SequenceGaps, message_info_key
 from retf_ros.runtime.messages import (InvalidMessage, SkeletonReader, compressed_image_to_array, frame_id,
                                        image_to_array, stamp_nanoseconds)
+from retf_ros.runtime.stamps import STAMP_DROP_REASONS, StampGate, StampPolicy
 from retf_ros.runtime.sync import NS, ApproximateTimeSynchronizer, SyncConfig
 from retf_ros.ros.diagnostics import LatencyWindow, ModalityHealth, NodeHealth, diagnostic_statuses
-from retf_ros.ros.params import PARAMETERS, descriptor, validation_problem
+from retf_ros.ros.params import PARAMETERS, descriptor, type_problem, unknown_problem, validation_problem
 from retf_ros.ros.qos import input_qos, output_qos
-from retf_ros.ros.shutdown import until_signalled
+from retf_ros.ros.shutdown import SIGNAL_POLL_S, signal_event
+from retf_ros.ros.throttled_log import ThrottledLog
 
 NODE_NAME = "anticipation_node"
 DEMO_CHECKPOINT = "checkpoints/demo.safetensors"
@@ -49,24 +55,6 @@ SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FA
 def demo_checkpoint_path() -> Path:
     """The demo checkpoint shipped inside the package (default of the ``checkpoint`` parameter)."""
     return Path(str(resources.files("retf_ros").joinpath(DEMO_CHECKPOINT)))
-
-
-class ThrottledLog:
-    """At most one line per key per period, with the count of lines held back meanwhile."""
-
-    def __init__(self, logger, period_s: float):
-        self._logger, self._period = logger, period_s
-        self._last: dict[str, float] = {}
-        self._held: dict[str, int] = {}
-
-    def warning(self, key: str, text: str) -> None:
-        now = time.monotonic()
-        if now - self._last.get(key, -1e9) < self._period:
-            self._held[key] = self._held.get(key, 0) + 1
-            return
-        held = self._held.pop(key, 0)
-        self._last[key] = now
-        self._logger.warning(text + (f" ({held} more since the last report)" if held else ""))
 
 
 class AnticipationNode(LifecycleNode):
@@ -81,6 +69,9 @@ class AnticipationNode(LifecycleNode):
         self._checkpoint = None
         self._predictor = None
         self._sync: ApproximateTimeSynchronizer | None = None
+        self._stamp_gate: StampGate | None = None
+        self._sequence_gaps = SequenceGaps()
+        self._stream_reset = threading.Event()   # set by a callback, the worker then clears the predictor
         self._skeleton: SkeletonReader | None = None
         self._inputs = []
         self._outputs: dict = {}
@@ -108,11 +99,36 @@ class AnticipationNode(LifecycleNode):
 
     def _check_parameters(self, parameters) -> SetParametersResult:
         for parameter in parameters:
-            problem = validation_problem(parameter.name, parameter.value)
+            problem = validation_problem(parameter.name, parameter.value) or self._device_problem(parameter)
             if problem:
-                self.get_logger().error(f"refused: {problem}")
-                return SetParametersResult(successful=False, reason=problem)
+                return self._refuse(problem)
         return SetParametersResult(successful=True)
+
+    @staticmethod
+    def _device_problem(parameter) -> str | None:
+        """A device this machine does not have is refused when it is asked for, not at the next configure."""
+        if parameter.name != "device":
+            return None
+        from retf_ros.device import unavailable_device
+
+        problem = unavailable_device(parameter.value)
+        return None if problem is None else f"parameter 'device': {problem}"
+
+    def _refuse(self, problem: str) -> SetParametersResult:
+        self.get_logger().error(f"refused: {problem}")
+        return SetParametersResult(successful=False, reason=problem)
+
+    def set_parameters_atomically(self, parameter_list) -> SetParametersResult:
+        """rclpy's checks, with refusals that name the parameter: an unknown name, a wrong type.
+        (The parameter services call this for each request.)"""
+        unknown = [p.name for p in parameter_list if not self.has_parameter(p.name)]
+        if unknown:
+            return self._refuse(unknown_problem(unknown))
+        for parameter in parameter_list:
+            problem = type_problem(parameter.name, parameter.value)
+            if problem:
+                return self._refuse(problem)
+        return super().set_parameters_atomically(parameter_list)
 
     def _reset_counters(self) -> None:
         self._inference_ms = LatencyWindow()
@@ -122,6 +138,7 @@ class AnticipationNode(LifecycleNode):
         self._last_taken_stamp: float | None = None
         self._last_erank = None
         self._frame_errors: Counter[str] = Counter()
+        self._masked_skeletons = 0
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -139,6 +156,7 @@ class AnticipationNode(LifecycleNode):
             # Building a CPU predictor checks window / stride / fps / horizon against the metadata.
             checked = self._build_predictor(device="cpu", precision="fp32")
             self._sync_config = self._make_sync_config(checked.modalities)
+            self._stamp_policy = self._make_stamp_policy()
             self._skeleton = SkeletonReader(self._p("skeleton.type"), self._p("skeleton.layout")
                                             or checked.skeleton_layout, checked.skeleton_layout,
                                             self._p("skeleton.body_id"))
@@ -189,7 +207,13 @@ class AnticipationNode(LifecycleNode):
         return SyncConfig(modalities=modalities, reference=reference, slop_s=self._p("sync.slop_s"),
                           max_age_s=self._p("sync.max_age_s"), skeleton_max_age_s=self._p("skeleton.max_age_s"),
                           queue_size=self._p("sync.queue_size"), policy=self._p("sync.policy"),
-                          time_jump_s=self._p("sync.time_jump_s"), wait_s=self._p("sync.wait_s"))
+                          time_jump_s=self._p("sync.time_jump_s"), wait_s=self._p("sync.wait_s"),
+                          reset_on_time_jump=False)   # the stamp gate decides resets from the whole stream
+
+    def _make_stamp_policy(self) -> StampPolicy:
+        return StampPolicy(max_ahead_s=self._p("stamps.max_ahead_s"), max_behind_s=self._p("stamps.max_behind_s"),
+                           jump_frames=self._p("stamps.jump_frames"), clock_jump_s=self._p("sync.time_jump_s"),
+                           active_s=self._p("sync.max_age_s"))
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
@@ -198,6 +222,8 @@ class AnticipationNode(LifecycleNode):
             self._release_model()
             return self._fail("activate", str(exc))
         self._sync = ApproximateTimeSynchronizer(self._sync_config)
+        self._stamp_gate = StampGate(self._stamp_policy)
+        self._stream_reset.clear()
         self._reset_counters()
         self._reported_drops = {}
         self._rgb_shape = None
@@ -251,6 +277,7 @@ class AnticipationNode(LifecycleNode):
         if self._worker is not None:
             self._worker.join()
             self._worker = None
+            self.get_logger().info("inference stopped")
         self._release_model()
 
     def _release_model(self) -> None:
@@ -265,31 +292,45 @@ class AnticipationNode(LifecycleNode):
                              self._p(f"qos.{modality}.depth"))
 
         modalities = self._sync_config.modalities
+        # Callbacks take the MessageInfo too: its publication sequence numbers show frames lost
+        # before the callback (retf_ros.runtime.intake).
         if "rgb" in modalities:
             if self._p("rgb.compressed"):
                 self._inputs.append(self.create_subscription(
                     CompressedImage, "rgb/image_raw/compressed",
-                    lambda m: self._on_frame("rgb", m, compressed_image_to_array), qos("rgb")))
+                    lambda m, info: self._on_frame("rgb", m, info, compressed_image_to_array), qos("rgb")))
             else:
                 self._inputs.append(self.create_subscription(
-                    Image, "rgb/image_raw", lambda m: self._on_frame("rgb", m, image_to_array), qos("rgb")))
+                    Image, "rgb/image_raw",
+                    lambda m, info: self._on_frame("rgb", m, info, _colour_image), qos("rgb")))
         if "depth" in modalities:
             self._inputs.append(self.create_subscription(
-                Image, "depth/image_raw", lambda m: self._on_frame("depth", m, image_to_array), qos("depth")))
+                Image, "depth/image_raw",
+                lambda m, info: self._on_frame("depth", m, info, _depth_image), qos("depth")))
         if "skeleton" in modalities:
             self._inputs.append(self.create_subscription(
                 _skeleton_message_type(self._skeleton.kind), "skeleton",
-                lambda m: self._on_frame("skeleton", m, self._skeleton.convert), qos("skeleton")))
+                lambda m, info: self._on_frame("skeleton", m, info, self._convert_skeleton), qos("skeleton")))
 
-    def _on_frame(self, modality: str, msg, convert) -> None:
-        """Subscription callback: convert and store only (inference runs in the worker)."""
+    def _convert_skeleton(self, msg):
+        skeleton = self._skeleton.convert_tracked(msg)
+        if self._skeleton.masked_joints(skeleton):
+            self._masked_skeletons += 1
+        return skeleton
+
+    def _on_frame(self, modality: str, msg, info, convert) -> None:
+        """Subscription callback: check the stamp, convert and store only (inference runs in the worker)."""
         received = time.monotonic()
-        sync = self._sync
-        if sync is None:
+        sync, gate = self._sync, self._stamp_gate
+        if sync is None or gate is None:
             return
+        lost = self._sequence_gaps.lost(*message_info_key(info))
+        if lost:
+            sync.count_lost(modality, lost, received)
         try:
-            array = self._check_shape(modality, convert(msg))
             stamp_ns = stamp_nanoseconds(msg)
+            self._check_stamp(gate, sync, modality, stamp_ns, received)
+            array = self._check_shape(modality, convert(msg))
         except InvalidMessage as exc:
             sync.count_drop(modality, exc.reason, received)
             self._log.warning(f"{modality}/{exc.reason}", f"dropped {modality} message: {exc}")
@@ -299,6 +340,23 @@ class AnticipationNode(LifecycleNode):
         else:
             self._log.warning(f"{modality}/order", f"dropped {modality} message stamped {stamp_ns / NS:.3f} s: "
                               f"not newer than the previous {modality} frame")
+
+    def _check_stamp(self, gate: StampGate, sync: ApproximateTimeSynchronizer, modality: str, stamp_ns: int,
+                     received: float) -> None:
+        """Raise InvalidMessage for an implausible stamp; reset every buffer when the gate says
+        the whole stream (or the clock) jumped."""
+        decision = gate.check(modality, stamp_ns, self.get_clock().now().nanoseconds, received)
+        if decision.reset is not None:
+            sync.reset()
+            self._stream_reset.set()
+            self._log.warning(f"reset/{decision.reset}", f"buffers reset ({decision.reset}): {modality} stamped "
+                              f"{stamp_ns / NS:.3f} s, {decision.offset_s:+.3f} s from the node's clock")
+        if decision.drop is not None:
+            relation = "ahead of" if decision.drop == "stamp_in_future" else "behind"
+            raise InvalidMessage(decision.drop, f"stamped {stamp_ns / NS:.3f} s, {abs(decision.offset_s):.3f} s "
+                                 f"{relation} the node's clock (tolerated: stamps.max_ahead_s "
+                                 f"{gate.policy.max_ahead_s} s ahead, stamps.max_behind_s {gate.policy.max_behind_s} s "
+                                 f"behind); not used")
 
     def _check_shape(self, modality: str, array):
         """Colour on the RGB topic, depth on the depth topic, depth registered to the RGB size."""
@@ -338,6 +396,10 @@ class AnticipationNode(LifecycleNode):
                 continue
             self._wake.set()  # a newer set may already be complete: look again without waiting
             self._last_states = dict(frames.states)
+            if self._stream_reset.is_set():   # the stream jumped: its old window is over
+                self._stream_reset.clear()
+                self._predictor.clear_cache()
+                self._last_taken_stamp = None
             try:
                 self._count_missed(frames.stamp)
                 if self._predictor.add_frame(frames) and self._predictor.due():
@@ -346,6 +408,8 @@ class AnticipationNode(LifecycleNode):
                 self._frame_errors["frame/invalid"] += 1
                 self._log.warning("frame/invalid", f"frame set stamped {frames.stamp:.3f} s not used: {exc}")
             except Exception as exc:  # a bug must not silently stop inference: log it and go on
+                if self._stop.is_set():
+                    break   # stopping: the outputs may already be gone
                 self._frame_errors["frame/inference_error"] += 1
                 self._log.warning("frame/error", f"inference failed on frame {frames.stamp:.3f} s: "
                                   f"{type(exc).__name__}: {exc}")
@@ -386,12 +450,6 @@ class AnticipationNode(LifecycleNode):
         if sync is None or self._lifecycle != "active":
             return health
         now_wall, now_ros = time.monotonic(), self.get_clock().now().nanoseconds
-        for modality, stats in sync.stats(now_wall).items():
-            fresh = stats.last_received is not None and now_wall - stats.last_received <= self._sync_config.max_age_s
-            state = self._last_states.get(modality, "ok") if fresh else "missing"
-            age = None if stats.last_stamp_ns is None else (now_ros - stats.last_stamp_ns) / NS
-            health.modalities[modality] = ModalityHealth(state=state if stats.frames else "waiting",
-                                                         rate_hz=stats.rate_hz, stamp_age_s=age, frames=stats.frames)
         drops = {**sync.drops(), **self._frame_errors}
         health.drops = drops
         health.new_drops = {k: n - self._reported_drops.get(k, 0) for k, n in drops.items()
@@ -399,7 +457,21 @@ class AnticipationNode(LifecycleNode):
         if health.new_drops:
             health.last_drop = sorted(health.new_drops.items(), key=lambda kv: -kv[1])[0][0]
         self._reported_drops = drops
+        gate = self._stamp_gate
+        for modality, stats in sync.stats(now_wall).items():
+            fresh = stats.last_received is not None and now_wall - stats.last_received <= self._sync_config.max_age_s
+            state = self._last_states.get(modality, "ok") if fresh else "missing"
+            age = None if stats.last_stamp_ns is None else (now_ros - stats.last_stamp_ns + gate.offset_ns) / NS
+            health.modalities[modality] = ModalityHealth(
+                state=state if stats.frames else "waiting", rate_hz=stats.rate_hz, stamp_age_s=age,
+                frames=stats.frames, received_hz=stats.received_hz, taken_hz=stats.taken_hz, lost_hz=stats.lost_hz,
+                lost=stats.lost, max_age_s=gate.max_age_s(modality, now_wall),
+                bad_stamps=sum(health.new_drops.get(f"{modality}/{r}", 0) for r in STAMP_DROP_REASONS),
+                reference=modality == self._sync_config.reference)
+        health.age_bound_s = self._sync_config.max_age_s
+        health.masked_skeletons = self._masked_skeletons
         health.resets = sync.resets
+        health.reset_reasons = dict(gate.resets)
         health.inference_ms = self._inference_ms.summary()
         health.end_to_end_ms = self._end_to_end_ms.summary()
         health.windows_run = self._windows_run
@@ -408,9 +480,18 @@ class AnticipationNode(LifecycleNode):
         return health
 
     def _publish_diagnostics(self) -> None:
+        self._log.flush()
         array = DiagnosticArray(status=diagnostic_statuses(self.health()))
         array.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics_pub.publish(array)
+
+
+def _colour_image(msg):
+    return image_to_array(msg, expect="colour")
+
+
+def _depth_image(msg):
+    return image_to_array(msg, expect="depth")
 
 
 def _marker_type():
@@ -430,12 +511,14 @@ def _skeleton_message_type(kind: str):
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``anticipation_node`` (``--ros-args --params-file FILE -p name:=value``).
 
-    Exit status 0 after SIGINT/SIGTERM, 2 when a parameter value is refused at start-up.
+    Exit status 0 after SIGINT/SIGTERM, 2 when a parameter value is refused at start-up. A
+    signal stops inference first and only then shuts rclpy down (retf_ros.ros.shutdown), so
+    the worker never publishes through a context that is gone.
     """
-    rclpy.init(args=argv if argv is not None else sys.argv)
+    rclpy.init(args=argv if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
-        with until_signalled():
+        with signal_event() as stop:
             try:
                 node = AnticipationNode()
             except (rclpy.exceptions.InvalidParameterValueException, rclpy.exceptions.InvalidParameterTypeException,
@@ -446,7 +529,8 @@ def main(argv: list[str] | None = None) -> int:
                 node.trigger_activate()
             executor = SingleThreadedExecutor()
             executor.add_node(node)
-            executor.spin()
+            while not stop.is_set():
+                executor.spin_once(timeout_sec=SIGNAL_POLL_S)
     finally:
         if node is not None:
             node.stop()

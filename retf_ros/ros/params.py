@@ -70,8 +70,16 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("sync.wait_s", 0.1, "How long (wall time) a reference frame waits for late partners before it "
               "goes out with them marked stale / missing (policy available) or is dropped (require_all) (s).",
               low=0.0, high=10.0),
-    ParamSpec("sync.time_jump_s", 1.0, "A stamp this far behind a modality's newest resets all buffers "
-              "(looped bag); smaller steps back are dropped as out of order (s).", low=0.001, high=1e6),
+    ParamSpec("sync.time_jump_s", 1.0, "The node's clock (/clock under use_sim_time) going back this far resets "
+              "all buffers (a looped bag); offline bag evaluation: a stamp this far behind a modality's newest "
+              "does (s).", low=0.001, high=1e6),
+    ParamSpec("stamps.max_ahead_s", 0.5, "A frame stamped more than this ahead of the node's clock is dropped "
+              "(stamp_in_future), never used nor a reason to reset (s).", low=0.001, high=1e6),
+    ParamSpec("stamps.max_behind_s", 1.0, "A frame stamped more than this behind the node's clock is dropped "
+              "(stamp_too_old), never used nor a reason to reset (s).", low=0.001, high=1e6),
+    ParamSpec("stamps.jump_frames", 10, "Consecutive frames off the node's clock by the same amount, with a frame of "
+              "every active input among them, that make the stamp check follow the stream's clock and reset all "
+              "buffers (a bag played without /clock); fewer are dropped one by one.", low=2, high=100000),
     ParamSpec("rgb.compressed", False, "Subscribe to sensor_msgs/CompressedImage on rgb/image_raw/compressed "
               "instead of Image on rgb/image_raw."),
     ParamSpec("skeleton.type", "pose_array", "pose_array: geometry_msgs/PoseArray in skeleton.layout order; "
@@ -120,6 +128,27 @@ def validation_problem(name: str, value) -> str | None:
         if not spec.low <= value <= spec.high:
             return f"parameter '{name}' must be in [{spec.low}, {spec.high}], got {value!r}"
     return None
+
+
+_TYPE_NAMES = {bool: "a bool", int: "an integer", float: "a double", str: "a string"}
+
+
+def type_problem(name: str, value) -> str | None:
+    """Why ``value`` has the wrong type for parameter ``name`` (None when it is right or the
+    name is not one of the node's): rclpy's own refusal does not name the parameter."""
+    spec = SPECS.get(name)
+    if spec is None or type(value) is type(spec.default):
+        return None
+    return (f"parameter '{name}' must be {_TYPE_NAMES[type(spec.default)]} (default {spec.default!r}), "
+            f"got {_TYPE_NAMES.get(type(value), type(value).__name__)} {value!r}")
+
+
+def unknown_problem(unknown: list[str]) -> str:
+    """The refusal of setting parameters the node has not declared (rclpy's own says "Invalid
+    access to undeclared parameter(s): []", without the names)."""
+    listed = ", ".join(repr(n) for n in unknown)
+    return (f"unknown parameter{'s' if len(unknown) > 1 else ''} {listed}: anticipation_node declares only the "
+            f"parameters listed in config/anticipation.yaml")
 
 
 def _valid_device(text: str) -> bool:
