@@ -223,6 +223,7 @@ class AnticipationNode(LifecycleNode):
             return self._fail("activate", str(exc))
         self._sync = ApproximateTimeSynchronizer(self._sync_config)
         self._stamp_gate = StampGate(self._stamp_policy)
+        self._sequence_gaps = SequenceGaps()   # what publishers sent while unsubscribed was not lost
         self._stream_reset.clear()
         self._reset_counters()
         self._reported_drops = {}
@@ -408,8 +409,6 @@ class AnticipationNode(LifecycleNode):
                 self._frame_errors["frame/invalid"] += 1
                 self._log.warning("frame/invalid", f"frame set stamped {frames.stamp:.3f} s not used: {exc}")
             except Exception as exc:  # a bug must not silently stop inference: log it and go on
-                if self._stop.is_set():
-                    break   # stopping: the outputs may already be gone
                 self._frame_errors["frame/inference_error"] += 1
                 self._log.warning("frame/error", f"inference failed on frame {frames.stamp:.3f} s: "
                                   f"{type(exc).__name__}: {exc}")
