@@ -13,7 +13,8 @@ camera over loopback DDS, measured from a probe process.
 All with the shipped demo checkpoint at its native input size (a random model of the default
 architecture when no demo checkpoint exists). With --gpu the latency part runs on CUDA in
 fp32 / fp16 / bf16 (needs rclpy on the GPU machine). Durations: RETF_BENCH_NODE_STEP_S
-(default 10) per rate step, RETF_BENCH_NODE_OVERLOAD_S (default 120).
+(default 10) per rate step, RETF_BENCH_NODE_OVERLOAD_S (default 120). RETF_BENCH_NODE_PARTS
+(default "latency,rates,overload") runs only the named parts on the CPU.
 """
 from __future__ import annotations
 
@@ -222,7 +223,11 @@ def run(args) -> None:
             return
         del loaded
         torch.set_num_threads(threads)
-        _latency(bench, native, 20.0)
-        _latency(bench, VGA, 20.0)
-        _keeps_up(bench, native, step_s)
-        _overload(bench, overload_s)
+        parts = os.environ.get("RETF_BENCH_NODE_PARTS", "latency,rates,overload").split(",")
+        if "latency" in parts:
+            _latency(bench, native, 20.0)
+            _latency(bench, VGA, 20.0)
+        if "rates" in parts:
+            _keeps_up(bench, native, step_s)
+        if "overload" in parts:
+            _overload(bench, overload_s)
