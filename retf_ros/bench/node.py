@@ -154,8 +154,8 @@ def _intake(diag: dict) -> str:
     """The node's own account of its intake: per modality received / lost / taken Hz, then the
     inputs status (level and message)."""
     values = diag["inputs"]["values"]
-    rates = "; ".join(f"{m} received {float(values[f'{m}.received_hz']):.1f} lost {float(values[f'{m}.lost_hz']):.1f} "
-                      f"taken {float(values[f'{m}.taken_hz']):.1f} Hz" for m in ("rgb", "depth", "skeleton")
+    rates = "; ".join(f"{m} received {values[f'{m}.received_hz']} lost {values[f'{m}.lost_hz']} "
+                      f"taken {values[f'{m}.taken_hz']} Hz" for m in ("rgb", "depth", "skeleton")
                       if f"{m}.received_hz" in values)
     level = {0: "OK", 1: "WARN", 2: "ERROR"}.get(diag["inputs"]["level"], "?")
     return f"{rates}; inputs {level}: {diag['inputs']['message']}"
