@@ -6,9 +6,11 @@ the count of held-back lines is therefore never appended to the next, possibly d
 message. Once the period is over it goes out as a line of its own that names the key and
 quotes the last held-back message (:meth:`ThrottledLog.flush`, called before each new line
 of the key and periodically by the owner, so a count is not kept back forever).
+Thread-safe: the node's callbacks, its timer and its inference worker all report here.
 """
 from __future__ import annotations
 
+import threading
 import time
 from typing import Callable
 
@@ -18,23 +20,26 @@ class ThrottledLog:
         self._logger, self._period, self._clock = logger, period_s, clock
         self._last: dict[str, float] = {}
         self._held: dict[str, tuple[int, str]] = {}   # key -> (lines held back, the last of them)
+        self._lock = threading.Lock()
 
     def warning(self, key: str, text: str) -> None:
-        now = self._clock()
-        if now - self._last.get(key, -1e18) < self._period:
-            count, _ = self._held.get(key, (0, ""))
-            self._held[key] = (count + 1, text)
-            return
-        self._flush_key(key)
-        self._last[key] = now
-        self._logger.warning(text)
+        with self._lock:
+            now = self._clock()
+            if now - self._last.get(key, -1e18) < self._period:
+                count, _ = self._held.get(key, (0, ""))
+                self._held[key] = (count + 1, text)
+                return
+            self._flush_key(key)
+            self._last[key] = now
+            self._logger.warning(text)
 
     def flush(self) -> None:
         """Report the held-back lines of every key whose period is over."""
-        now = self._clock()
-        for key in [k for k in self._held if now - self._last.get(k, -1e18) >= self._period]:
-            self._flush_key(key)
-            self._last[key] = now
+        with self._lock:
+            now = self._clock()
+            for key in [k for k in self._held if now - self._last.get(k, -1e18) >= self._period]:
+                self._flush_key(key)
+                self._last[key] = now
 
     def _flush_key(self, key: str) -> None:
         held = self._held.pop(key, None)
