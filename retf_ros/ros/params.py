@@ -47,7 +47,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("checkpoint", "", "Checkpoint path (.safetensors, .json, stem or run directory); empty = the demo "
               "checkpoint shipped with the package."),
     ParamSpec("device", "auto", "Inference device: auto, cpu, cuda or cuda:N. The device actually used is logged and in "
-              "diagnostics; a CUDA request without CUDA fails configure (no silent fallback)."),
+              "diagnostics; a CUDA device this machine does not have is refused when set (no silent fallback)."),
     ParamSpec("precision", "fp32", "Inference precision (fp16 needs CUDA).", choices=("fp32", "fp16", "bf16")),
     ParamSpec("torch_threads", 2, "torch intra-op threads (each DDS process already runs ~18 threads).",
               low=1, high=256),
