@@ -1,6 +1,8 @@
-"""A looped bag replayed with /clock to anticipation_node under use_sim_time, real processes over
-loopback DDS: each time the clock goes back the node resets its buffers once (counted as
-``resets.clock_back``) and serves the new loop from a fresh window; nothing else resets it."""
+"""A looped bag replayed to anticipation_node, real processes over loopback DDS. With /clock and
+use_sim_time: each time the clock goes back the node resets its buffers once (counted as
+``resets.clock_back``) and serves the new loop from a fresh window; nothing else resets it.
+Without /clock (stamps far behind the node's wall clock): the node follows the bag's clock after
+``stamps.jump_frames`` frames, once at the start and once per loop (``resets.stream_jump``)."""
 from __future__ import annotations
 
 import sys
@@ -39,34 +41,48 @@ def looped_bag(tmp_path_factory):
     return bag, {base + i * NS // RATE_HZ for i in range(LOOP_FRAMES)}
 
 
-@pytest.fixture(scope="module")
-def session(ros_env_shared, tiny_checkpoint, unique_namespace, looped_bag, tmp_path_factory):
-    log_dir = tmp_path_factory.mktemp("sim_time_loop")
-    bag, _ = looped_bag
-    overrides = {"checkpoint": str(tiny_checkpoint), "use_sim_time": True, "diagnostics.rate_hz": 5.0,
+def _replay(env, log_dir, namespace: str, checkpoint, bag, sim_time: bool) -> AnticipationSession:
+    """Node (use_sim_time as given), probe and a looping player (--clock with sim time)."""
+    overrides = {"checkpoint": str(checkpoint), "use_sim_time": sim_time, "diagnostics.rate_hz": 5.0,
                  "torch_threads": 1}
-    node = start("node", node_argv(overrides=overrides) + ["-r", f"__ns:={unique_namespace}"], ros_env_shared,
-                 log_dir)
-    probe = start_probe(ros_env_shared, log_dir, node_name=f"{unique_namespace}/anticipation_node")
-    player = start("player", [*PLAYER, str(bag), "--loop", "--clock", "--wait-for-subscribers", "120",
-                              "--ros-args", "-r", f"__ns:={unique_namespace}"], ros_env_shared, log_dir)
-    session = AnticipationSession(unique_namespace, node, player, probe, log_dir / "unused", log_dir)
-    try:
-        yield session
-    finally:
-        session.stop()
+    node = start("node", node_argv(overrides=overrides) + ["-r", f"__ns:={namespace}"], env, log_dir)
+    probe = start_probe(env, log_dir, node_name=f"{namespace}/anticipation_node")
+    clock = ["--clock"] if sim_time else []
+    player = start("player", [*PLAYER, str(bag), "--loop", *clock, "--wait-for-subscribers", "120",
+                              "--ros-args", "-r", f"__ns:={namespace}"], env, log_dir)
+    return AnticipationSession(namespace, node, player, probe, log_dir / "unused", log_dir)
 
 
-def test_each_loop_resets_the_node_once_and_starts_a_fresh_window(session, looped_bag):
-    _, bag_stamps = looped_bag
+def _check_loops(session, bag_stamps, reason: str, other: str) -> None:
     diag = session.wait_for_diagnostics(
-        lambda d: int(d["synchronisation"]["values"].get("resets.clock_back", 0)) >= 2, 150, "two loops")
+        lambda d: int(d["synchronisation"]["values"].get(f"resets.{reason}", 0)) >= 2, 150, f"two {reason} resets")
     values = diag["synchronisation"]["values"]
-    assert "resets.stream_jump" not in values
-    assert int(values["buffer_resets"]) == int(values["resets.clock_back"])
+    assert f"resets.{other}" not in values
+    assert int(values["buffer_resets"]) == int(values[f"resets.{reason}"])
     docs = [e["doc"] for e in session.anticipations()]
     assert docs and all(validate_anticipation(doc) == [] for doc in docs)
     assert all(doc["stamp"]["sec"] * NS + doc["stamp"]["nanosec"] in bag_stamps for doc in docs)
     frames = [doc["window"]["frames"] for doc in docs]
     full = frames.index(WINDOW)   # the first loop (two seconds) fills the window...
     assert min(frames[full:]) < WINDOW // 2   # ...and a later loop starts a fresh one
+
+
+def test_with_clock_each_loop_resets_the_node_once_and_starts_a_fresh_window(ros_env, tiny_checkpoint, looped_bag,
+                                                                            tmp_path):
+    bag, bag_stamps = looped_bag
+    session = _replay(ros_env, tmp_path, f"/retf_loop_{tmp_path.name}", tiny_checkpoint, bag, sim_time=True)
+    try:
+        _check_loops(session, bag_stamps, "clock_back", "stream_jump")
+    finally:
+        session.stop()
+
+
+def test_without_clock_the_node_follows_the_bags_clock_at_the_start_and_after_each_loop(ros_env, tiny_checkpoint,
+                                                                                       looped_bag, tmp_path):
+    bag, bag_stamps = looped_bag
+    session = _replay(ros_env, tmp_path, f"/retf_loop_{tmp_path.name}", tiny_checkpoint, bag, sim_time=False)
+    try:
+        _check_loops(session, bag_stamps, "stream_jump", "clock_back")
+        assert "dropped rgb message: stamp_too_old" in session.node.log()
+    finally:
+        session.stop()
