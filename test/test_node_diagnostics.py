@@ -86,30 +86,20 @@ def test_erank_status_maps_to_level(status, level):
     assert ("collapse" in erank.message) == (status != "ok")
 
 
-class _Lines:
-    """A logger that keeps its warnings."""
-
-    def __init__(self):
-        self.lines: list[str] = []
-
-    def warning(self, text: str) -> None:
-        self.lines.append(text)
-
-
 def test_throttled_count_goes_out_with_the_messages_it_counts_not_with_the_next_one():
     from retf_ros.ros.throttled_log import ThrottledLog
 
     now = [0.0]
-    logger = _Lines()
-    log = ThrottledLog(logger, period_s=5.0, clock=lambda: now[0])
+    lines: list[str] = []
+    log = ThrottledLog(lines.append, period_s=5.0, clock=lambda: now[0])
     log.warning("rgb/encoding", "dropped rgb message: unsupported encoding 'yuv422'")
     for _ in range(24):
         now[0] += 0.1
         log.warning("rgb/encoding", "dropped rgb message: unsupported encoding 'yuv422'")
-    assert len(logger.lines) == 1
+    assert len(lines) == 1
     now[0] = 6.0
     log.warning("rgb/encoding", "dropped rgb message: unsupported encoding ''")
-    assert logger.lines[1:] == [
+    assert lines[1:] == [
         "24 more 'rgb/encoding' lines held back since the last report, the last: "
         "dropped rgb message: unsupported encoding 'yuv422'",
         "dropped rgb message: unsupported encoding ''"]   # no count on the '' line: it counted 'yuv422' drops
@@ -119,16 +109,16 @@ def test_throttled_count_is_flushed_once_the_period_is_over_even_without_a_new_m
     from retf_ros.ros.throttled_log import ThrottledLog
 
     now = [0.0]
-    logger = _Lines()
-    log = ThrottledLog(logger, period_s=5.0, clock=lambda: now[0])
+    lines: list[str] = []
+    log = ThrottledLog(lines.append, period_s=5.0, clock=lambda: now[0])
     log.warning("depth/size_mismatch", "dropped depth message: size 1")
     log.warning("depth/size_mismatch", "dropped depth message: size 2")
     log.flush()
-    assert len(logger.lines) == 1   # the period is not over
+    assert len(lines) == 1   # the period is not over
     now[0] = 5.0
     log.flush()
     log.flush()
-    assert logger.lines[1:] == ["1 more 'depth/size_mismatch' line held back since the last report, the last: "
+    assert lines[1:] == ["1 more 'depth/size_mismatch' line held back since the last report, the last: "
                                 "dropped depth message: size 2"]
 
 

@@ -91,7 +91,8 @@ class AnticipationNode(LifecycleNode):
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
         self._diagnostics_timer = self.create_timer(1.0 / self._p("diagnostics.rate_hz"), self._publish_diagnostics)
-        self._log = ThrottledLog(self.get_logger(), self._p("diagnostics.log_throttle_s"))
+        logger = self.get_logger()
+        self._log = ThrottledLog(lambda text: logger.warning(text), self._p("diagnostics.log_throttle_s"))
 
     # ------------------------------------------------------------------ parameters
     def _p(self, name: str):

@@ -7,6 +7,11 @@ message. Once the period is over it goes out as a line of its own that names the
 quotes the last held-back message (:meth:`ThrottledLog.flush`, called before each new line
 of the key and periodically by the owner, so a count is not kept back forever).
 Thread-safe: the node's callbacks, its timer and its inference worker all report here.
+
+Lines go out through ``emit`` (the owner's ``lambda text: logger.warning(text)``): rclpy's
+logger identifies its caller by reading the calling source file, and a first call from a file
+it has not read yet (this one) cost 150 ms in a subscription callback on a loaded machine,
+long enough for camera frames to be overwritten in the node's queue.
 """
 from __future__ import annotations
 
@@ -16,8 +21,8 @@ from typing import Callable
 
 
 class ThrottledLog:
-    def __init__(self, logger, period_s: float, clock: Callable[[], float] = time.monotonic):
-        self._logger, self._period, self._clock = logger, period_s, clock
+    def __init__(self, emit: Callable[[str], None], period_s: float, clock: Callable[[], float] = time.monotonic):
+        self._emit, self._period, self._clock = emit, period_s, clock
         self._last: dict[str, float] = {}
         self._held: dict[str, tuple[int, str]] = {}   # key -> (lines held back, the last of them)
         self._lock = threading.Lock()
@@ -31,7 +36,7 @@ class ThrottledLog:
                 return
             self._flush_key(key)
             self._last[key] = now
-            self._logger.warning(text)
+            self._emit(text)
 
     def flush(self) -> None:
         """Report the held-back lines of every key whose period is over."""
@@ -45,5 +50,5 @@ class ThrottledLog:
         held = self._held.pop(key, None)
         if held is not None:
             count, last = held
-            self._logger.warning(f"{count} more '{key}' line{'s' if count > 1 else ''} held back since the last "
+            self._emit(f"{count} more '{key}' line{'s' if count > 1 else ''} held back since the last "
                                  f"report, the last: {last}")
