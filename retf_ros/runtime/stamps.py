@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 
 NS = 1_000_000_000
 STAMP_DROP_REASONS = ("stamp_in_future", "stamp_too_old")
-RESET_REASONS = ("clock_back", "stream_jump")
 AGE_WINDOW_S = 2.0  # arrival ages are reported over the last two seconds (the input rate window)
 
 
@@ -56,8 +55,8 @@ class StampPolicy:
 
 @dataclass(frozen=True)
 class StampDecision:
-    """``drop``: a reason from STAMP_DROP_REASONS, or None to accept the frame. ``reset``: a
-    reason from RESET_REASONS when every buffer must be reset before this frame is used."""
+    """``drop``: a reason from STAMP_DROP_REASONS, or None to accept the frame. ``reset``:
+    "clock_back" or "stream_jump" when every buffer must be reset before this frame is used."""
 
     drop: str | None = None
     reset: str | None = None
