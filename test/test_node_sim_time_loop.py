@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from retf_ros.client import validate_anticipation
-from retf_ros.replay import bag_messages
-from retf_ros.replay.bagio import BagWriter
+from retf_ros.bags import messages as bag_messages
+from retf_ros.bags.bagio import BagWriter
 from retf_ros.ros.processes import AnticipationSession, node_argv, start, start_probe
 
 pytestmark = pytest.mark.timeout(240)
@@ -20,7 +20,7 @@ NS = 1_000_000_000
 RATE_HZ = 15
 LOOP_FRAMES = 30   # a two-second bag
 WINDOW = 16        # the tiny checkpoint's window
-PLAYER = [sys.executable, "-m", "retf_ros.ros.bag_player"]
+PLAYER = [sys.executable, "-m", "retf_ros.bags.player"]
 
 
 @pytest.fixture(scope="module")
