@@ -20,6 +20,10 @@ from retf_ros.fusion.model import R3DConfig, R3DModel
 FORMAT = "retf_ros/checkpoint/v1"
 REQUIRED_METADATA = ("classes", "modalities", "model_config")
 _PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+ / torch.save zip archives
+# Names torch.save / pickle files usually carry: refused by name, before anything is opened.
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+PICKLE_REFUSAL = ("retf_ros never loads pickles (torch.save .pt/.pth files are pickles, and unpickling a file "
+                  "can run arbitrary code); give a .safetensors + .json checkpoint as `retf train` writes it")
 
 
 @dataclass
@@ -50,6 +54,8 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
     """Map what a user may pass (run directory, NAME, NAME.safetensors, NAME.json) to
     (weights, metadata) paths. A run directory means its ``best`` checkpoint, else ``last``."""
     p = Path(path).expanduser()
+    if p.suffix.lower() in PICKLE_SUFFIXES:
+        raise CheckpointError(f"{p}: a {p.suffix} file is a pickle checkpoint, refused: {PICKLE_REFUSAL}")
     if p.is_dir():
         for stem in ("best", "last"):
             if (p / f"{stem}.safetensors").exists():
@@ -125,8 +131,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     with weights.open("rb") as fh:
         head = fh.read(4)
     if head.startswith(_PICKLE_MAGIC):
-        raise CheckpointError(f"{weights} is a pickle/torch.save file; retf_ros only loads safetensors "
-                              f"(unpickling can run arbitrary code)")
+        raise CheckpointError(f"{weights} is a pickle/torch.save file: {PICKLE_REFUSAL}")
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:

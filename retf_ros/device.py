@@ -41,6 +41,16 @@ def select_device(spec: str) -> torch.device:
     return torch.device("cuda", index)
 
 
+def unavailable_device(spec: str) -> str | None:
+    """Why :func:`select_device` would refuse ``spec`` on this machine (None when it would not),
+    so a request can be refused when it is made rather than at the next use."""
+    try:
+        select_device(spec)
+    except RetfError as exc:
+        return str(exc)
+    return None
+
+
 def select_precision(precision: str, device: torch.device) -> torch.dtype:
     """``fp32`` | ``fp16`` | ``bf16`` -> autocast dtype, refused where the device cannot run it."""
     key = str(precision).strip().lower()

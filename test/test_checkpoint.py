@@ -78,3 +78,14 @@ def test_missing_files_name_the_path(tmp_path):
         load_checkpoint(tmp_path / "nothing")
     with pytest.raises(CheckpointError, match="best.safetensors"):
         read_metadata(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["model.pt", "model.pth", "weights.ckpt", "state.pkl"])
+def test_a_pickle_file_name_is_refused_as_a_pickle_not_reported_missing(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    with pytest.raises(CheckpointError) as refused:
+        load_checkpoint(path)
+    message = str(refused.value)
+    assert str(path) in message and "pickle" in message and "arbitrary code" in message
+    assert "not found" not in message and ".safetensors + .json" in message

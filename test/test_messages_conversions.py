@@ -263,3 +263,47 @@ def test_a_mediapipe_skeleton_keeps_its_shape_in_a_kinect_model():
     wrist = KINECT_V2_25.index("wrist_left")
     assert np.abs(model[wrist]).sum() > 0.1 and np.isfinite(model).all()
     assert np.allclose(model[KINECT_V2_25.index("pelvis")], 0.0, atol=1e-6)  # the origin
+
+
+@BOTH
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_a_tracked_skeleton_without_a_finite_joint_is_dropped_as_nonfinite_joints(flavour, value):
+    from retf_ros.runtime.messages import SkeletonReader
+
+    msg = _as(flavour, _pose_array(np.full((25, 3), value)))
+    assert np.isnan(pose_array_to_skeleton(msg, KINECT_V2_25)).all()   # as recorded (offline evaluation)
+    with pytest.raises(InvalidMessage) as info:
+        SkeletonReader("pose_array", "kinect_v2_25", "kinect_v2_25").convert_tracked(msg)   # the node
+    assert info.value.reason == "nonfinite_joints"
+
+
+def test_marker_array_whose_joints_are_all_non_finite_is_dropped_as_nonfinite_joints():
+    with pytest.raises(InvalidMessage) as info:
+        marker_array_to_skeleton(_marker_array({0: np.full((32, 3), np.inf)}), KINECT_V2_25)
+    assert info.value.reason == "nonfinite_joints"
+
+
+@pytest.mark.parametrize("kind, layout, source", [("pose_array", "kinect_v2_25", "kinect_v2_25"),
+                                                  ("pose_array", "kinect_v1_20", "kinect_v2_25")])
+def test_skeleton_reader_counts_masked_joints_but_not_the_ones_the_input_layout_lacks(kind, layout, source):
+    from retf_ros.fusion.skeleton import get_layout
+    from retf_ros.runtime.messages import SkeletonReader
+
+    reader = SkeletonReader(kind, layout, source)
+    points = np.ones((get_layout(layout).num_joints, 3))
+    assert reader.masked_joints(reader.convert(_pose_array(points))) == 0
+    points[[0, 1]] = np.nan   # pelvis and spine_mid: in both layouts
+    assert reader.masked_joints(reader.convert(_pose_array(points))) == 2
+
+
+@BOTH
+@pytest.mark.parametrize("array, encoding, expect", [
+    (np.zeros((4, 5), np.uint16), "16UC1", "colour"),   # all-zero depth on the RGB topic: not "depth_all_invalid"
+    (np.ones((4, 5), np.float32), "32FC1", "colour"),
+    (np.zeros((4, 5, 3), np.uint8), "rgb8", "depth"),
+])
+def test_an_image_of_the_other_kind_is_refused_as_encoding_before_its_pixels_are_read(flavour, array, encoding,
+                                                                                       expect):
+    with pytest.raises(InvalidMessage) as info:
+        image_to_array(_as(flavour, _image(array, encoding)), expect=expect)
+    assert info.value.reason == "encoding" and encoding in str(info.value) and expect in str(info.value)

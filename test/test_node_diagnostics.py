@@ -84,3 +84,74 @@ def test_erank_status_maps_to_level(status, level):
     assert erank.level == level
     assert _values(erank)["after.depth"] == "2.5" and _values(erank)["convention"] == "uncentred"
     assert ("collapse" in erank.message) == (status != "ok")
+
+
+def test_throttled_count_goes_out_with_the_messages_it_counts_not_with_the_next_one():
+    from retf_ros.ros.throttled_log import ThrottledLog
+
+    now = [0.0]
+    lines: list[str] = []
+    log = ThrottledLog(lines.append, period_s=5.0, clock=lambda: now[0])
+    log.warning("rgb/encoding", "dropped rgb message: unsupported encoding 'yuv422'")
+    for _ in range(24):
+        now[0] += 0.1
+        log.warning("rgb/encoding", "dropped rgb message: unsupported encoding 'yuv422'")
+    assert len(lines) == 1
+    now[0] = 6.0
+    log.warning("rgb/encoding", "dropped rgb message: unsupported encoding ''")
+    assert lines[1:] == [
+        "24 more 'rgb/encoding' lines held back since the last report, the last: "
+        "dropped rgb message: unsupported encoding 'yuv422'",
+        "dropped rgb message: unsupported encoding ''"]   # no count on the '' line: it counted 'yuv422' drops
+
+
+def test_throttled_count_is_flushed_once_the_period_is_over_even_without_a_new_message():
+    from retf_ros.ros.throttled_log import ThrottledLog
+
+    now = [0.0]
+    lines: list[str] = []
+    log = ThrottledLog(lines.append, period_s=5.0, clock=lambda: now[0])
+    log.warning("depth/size_mismatch", "dropped depth message: size 1")
+    log.warning("depth/size_mismatch", "dropped depth message: size 2")
+    log.flush()
+    assert len(lines) == 1   # the period is not over
+    now[0] = 5.0
+    log.flush()
+    log.flush()
+    assert lines[1:] == ["1 more 'depth/size_mismatch' line held back since the last report, the last: "
+                                "dropped depth message: size 2"]
+
+
+def test_inputs_warn_when_the_node_receives_or_takes_markedly_fewer_frames_than_arrive():
+    health = _active(age_bound_s=0.5)
+    health.modalities["rgb"] = ModalityHealth("ok", 4.6, 0.05, received_hz=4.6, taken_hz=4.6, lost_hz=55.4,
+                                              reference=True)
+    health.modalities["depth"] = ModalityHealth("ok", 10.2, 0.05, received_hz=10.2, taken_hz=4.0, lost_hz=49.8)
+    inputs = _by_part(health)["inputs"]
+    assert inputs.level == DiagnosticStatus.WARN
+    assert "rgb: node receives 4.6 of 60.0 Hz sent (55.4 Hz lost in its queues)" in inputs.message
+    assert "depth: node receives 10.2 of 60.0 Hz sent" in inputs.message
+    assert "depth: node takes" not in inputs.message   # taken vs usable is judged on the reference only
+    assert _values(inputs)["rgb.lost_hz"] == "55.4" and _values(inputs)["rgb.received_hz"] == "4.6"
+    slow_worker = _active(age_bound_s=0.5)
+    slow_worker.modalities["rgb"] = ModalityHealth("ok", 30.0, 0.05, received_hz=30.0, taken_hz=9.0, lost_hz=0.0,
+                                                   reference=True)
+    message = _by_part(slow_worker)["inputs"].message
+    assert message == "rgb: node takes 9.0 of 30.0 Hz usable frames"
+
+
+def test_inputs_warn_on_implausible_stamps_and_on_frames_older_than_the_bound():
+    health = _active(age_bound_s=0.5)
+    health.modalities["rgb"] = ModalityHealth("ok", 15.0, 0.02, received_hz=30.0, taken_hz=15.0, lost_hz=0.0,
+                                              bad_stamps=15, reference=True)
+    health.modalities["depth"] = ModalityHealth("ok", 15.0, 0.02, received_hz=15.0, taken_hz=15.0, lost_hz=0.0,
+                                                max_age_s=0.62)
+    inputs = _by_part(health)["inputs"]
+    assert inputs.level == DiagnosticStatus.WARN and "all inputs ok" not in inputs.message
+    assert "rgb: 15 frames with implausible stamps dropped" in inputs.message
+    assert "depth: frames up to 0.620 s old on arrival (bound 0.5 s)" in inputs.message
+
+
+def test_stamp_gate_resets_are_reported_by_reason():
+    values = _values(_by_part(_active(resets=2, reset_reasons={"clock_back": 1, "stream_jump": 1}))["synchronisation"])
+    assert values["buffer_resets"] == "2" and values["resets.clock_back"] == "1" and values["resets.stream_jump"] == "1"

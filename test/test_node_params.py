@@ -117,3 +117,30 @@ def test_pose_node_refuses_bad_values_naming_the_parameter():
     problem = validation_problem("lifting.min_visibility", 1.5, POSE_SPECS)
     assert problem is not None and "'lifting.min_visibility'" in problem
     assert validation_problem("qos.camera_info.reliability", "sometimes", POSE_SPECS) is not None
+
+
+def test_a_wrong_type_is_refused_naming_the_parameter_and_the_expected_type():
+    from retf_ros.ros.params import type_problem
+
+    assert type_problem("sync.queue_size", "abc") == ("parameter 'sync.queue_size' must be an integer (default 5), "
+                                                      "got a string 'abc'")
+    assert "parameter 'sync.slop_s' must be a double" in type_problem("sync.slop_s", 1)
+    assert type_problem("sync.slop_s", 0.05) is None and type_problem("not.declared", 1) is None
+    assert "'lifting.patch_radius' must be an integer" in type_problem("lifting.patch_radius", 2.5, POSE_SPECS)
+
+
+def test_unknown_names_are_listed_in_the_refusal():
+    from retf_ros.ros.params import unknown_problem
+
+    assert unknown_problem(["sync.slopp_s"], "pose_node", "config/pose.yaml") == (
+        "unknown parameter 'sync.slopp_s': pose_node declares only the parameters listed in config/pose.yaml")
+    assert unknown_problem(["a", "b"], "anticipation_node", "config/anticipation.yaml").startswith(
+        "unknown parameters 'a', 'b': anticipation_node declares")
+
+
+def test_stamp_and_joint_drop_reasons_are_in_the_documented_catalogue():
+    from retf_ros.runtime.stamps import STAMP_DROP_REASONS
+
+    catalogue = (REPO / "docs" / "node.md").read_text().split("## Bad input", 1)[1].split("\n## ", 1)[0]
+    for reason in (*STAMP_DROP_REASONS, "nonfinite_joints"):
+        assert f"| `{reason}` |" in catalogue, reason

@@ -123,6 +123,27 @@ def test_bad_input_is_dropped_counted_and_serving_continues(session):
         wait_for(lambda: reason in session.pose.log(), 10, f"a log line about {reason}")
 
 
+def test_far_off_stamps_are_dropped_by_pose_node_never_published_and_never_reset_it(session):
+    # the camera adds one extra RGB + depth (+ CameraInfo) set stamped a day ahead / 5 s ago after each good one
+    before = len(session.skeletons())
+    for kind in ("stamp_day_ahead", "stamp_5s_ago"):
+        session.camera.send(f"bad {kind} {RATE_HZ}")
+        time.sleep(1 + 0.2)
+
+    def counted(diag):
+        values = diag["synchronisation"]["values"]
+        return all(int(values.get(f"drops.{m}/{reason}", 0)) > 0
+                   for m in ("rgb", "depth") for reason in ("stamp_in_future", "stamp_too_old"))
+
+    diag = _pose_diagnostics(session, counted, 20, "far-off stamps counted in pose_node's diagnostics")
+    assert diag["synchronisation"]["values"]["buffer_resets"] == "0"
+    assert not any(key.startswith("resets.") for key in diag["synchronisation"]["values"])
+    session.wait_for_skeleton(lambda e: len(e["joints"]) == 33, 30, "PoseArrays after the bad stamps")
+    good = session.published_stamps()
+    assert all(event["stamp_ns"] in good for event in session.skeletons()[before:])
+    assert "dropped rgb message: stamp_in_future" in session.pose.log()
+
+
 def test_markers_while_subscribed_and_lifecycle_of_pose_node(session, ros_env_shared):
     # a second probe, on pose_node: its markers and its lifecycle services
     probe = start_probe(ros_env_shared, session.log_dir / "pose_probe", node_name=f"{session.namespace}/pose_node",
@@ -130,6 +151,14 @@ def test_markers_while_subscribed_and_lifecycle_of_pose_node(session, ros_env_sh
     try:
         markers = wait_for(lambda: probe.events("markers"), 30, "pose_node markers")
         assert markers[-1]["stamps"][0] in session.published_stamps()
+        # refusals name the parameter (shared with anticipation_node: retf_ros/ros/lifecycle.py)
+        unknown = probe.command("set lifting.patch_radiuss 3")
+        assert unknown["success"] is False and unknown["reason"] == (
+            "unknown parameter 'lifting.patch_radiuss': pose_node declares only the parameters listed in "
+            "config/pose.yaml")
+        wrong_type = probe.command("set lifting.patch_radius abc")
+        assert wrong_type["success"] is False
+        assert "parameter 'lifting.patch_radius' must be an integer" in wrong_type["reason"]
         assert probe.command("transition deactivate")["success"] is True
         time.sleep(1.0)
         count = len(session.skeletons())
@@ -151,6 +180,7 @@ def test_sigint_exits_zero_without_leaking_shared_memory(session):
     segments = shm_files_of(session.pose.pid)
     codes = session.stop(signal.SIGINT)
     assert codes == {"node": 0, "pose": 0, "camera": 0, "probe": 0}, session.pose.log()[-2000:]
+    assert "pose estimation stopped" in session.pose.log()   # the worker first, then the context
     assert leftover_shm(segments) == set()
 
 

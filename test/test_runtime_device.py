@@ -109,3 +109,12 @@ def test_release_returns_gpu_memory_even_while_the_checkpoint_is_held(tiny_check
     predictor.release()
     assert next(checkpoint.model.parameters()).device.type == "cpu"
     assert torch.cuda.memory_allocated() - baseline < parameter_bytes
+
+
+def test_unavailable_device_says_why_before_anything_is_built():
+    from retf_ros.device import unavailable_device
+
+    assert unavailable_device("cpu") is None and unavailable_device("auto") is None
+    beyond = f"cuda:{torch.cuda.device_count() + 7}"
+    reason = unavailable_device(beyond)
+    assert reason is not None and beyond in reason

@@ -128,15 +128,40 @@ def test_reference_falls_back_when_the_reference_stream_stops():
     assert frames.states == {"depth": "ok", "rgb": "missing"}
 
 
-def test_conversion_drops_are_counted_with_their_reason_and_in_the_rate():
+def test_conversion_drops_count_as_received_but_not_as_usable():
     sync = _sync()
     for i in range(11):
         sync.count_drop("depth", "encoding", received=0.1 * i)
     stats = sync.stats(now=1.0)
     assert sync.drops() == {"depth/encoding": 11}
-    assert stats["depth"].rate_hz == pytest.approx(10.0)
-    assert stats["depth"].frames == 11 and stats["depth"].last_stamp_ns is None
-    assert stats["rgb"].rate_hz == 0.0
+    assert stats["depth"].received_hz == pytest.approx(10.0) and stats["depth"].rate_hz == 0.0
+    assert stats["depth"].frames == 11 and stats["depth"].accepted == 0 and stats["depth"].last_stamp_ns is None
+    assert stats["rgb"].rate_hz == 0.0 and stats["rgb"].received_hz == 0.0
+
+
+def test_without_reset_on_time_jump_a_large_step_back_is_an_out_of_order_drop():
+    sync = _sync(slop_s=0.01, time_jump_s=1.0, modalities=("rgb",), reset_on_time_jump=False)
+    assert _add(sync, "rgb", 5000, 0.0)
+    assert not _add(sync, "rgb", 1000, 0.01)
+    assert sync.resets == 0 and sync.drops() == {"rgb/stamp_backwards": 1}
+    assert sync.take(now=0.02).stamp_ns == 5000 * MS
+
+
+def test_intake_counts_received_accepted_taken_and_lost_frames():
+    sync = _sync(slop_s=0.01, queue_size=10, modalities=("rgb", "skeleton"), skeleton_max_age_s=2.0)
+    _add(sync, "skeleton", 1000, 0.0)
+    for i in range(10):  # 10 rgb frames at 10 Hz, the worker takes every other one
+        _add(sync, "rgb", 1000 + 100 * i, 0.1 * i)
+        if i % 2:
+            assert sync.take(now=0.1 * i).states == {"rgb": "ok", "skeleton": "ok"}
+    sync.count_drop("rgb", "encoding", received=0.95)
+    sync.count_lost("rgb", 3, received=0.95)
+    stats = sync.stats(now=1.0)["rgb"]
+    assert (stats.frames, stats.accepted, stats.taken, stats.lost) == (11, 10, 5, 3)
+    assert stats.lost_hz == pytest.approx(3 / 2.0)  # three losses over the two-second window
+    assert stats.taken_hz == pytest.approx(4 / 0.9) and stats.rate_hz == pytest.approx(9 / 1.0)
+    # the one skeleton frame went out in all five sets (held): a distinct frame counts once
+    assert sync.stats(now=1.0)["skeleton"].taken == 1
 
 
 def test_rate_decays_after_a_stream_stops():

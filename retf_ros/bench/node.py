@@ -9,11 +9,14 @@ camera over loopback DDS, measured from a probe process.
    kept up with when the node receives >= 95 % of the frames the camera sent and publishes
    >= 90 % of the windows the model's time grid calls for.
 3. Overload: a 60 Hz VGA camera for a couple of minutes: the age of every published
-   anticipation (receive time - source stamp) per interval, and the node's RSS.
+   anticipation (receive time - source stamp) per interval, how many marked a modality not
+   ok, the node's intake as its inputs diagnostic reports it (received / lost / taken Hz per
+   modality, level and message), and the node's RSS.
 All with the shipped demo checkpoint at its native input size (a random model of the default
 architecture when no demo checkpoint exists). With --gpu the latency part runs on CUDA in
 fp32 / fp16 / bf16 (needs rclpy on the GPU machine). Durations: RETF_BENCH_NODE_STEP_S
-(default 10) per rate step, RETF_BENCH_NODE_OVERLOAD_S (default 120).
+(default 10) per rate step, RETF_BENCH_NODE_OVERLOAD_S (default 120). RETF_BENCH_NODE_PARTS
+(default "latency,rates,overload") runs only the named parts on the CPU.
 """
 from __future__ import annotations
 
@@ -160,6 +163,17 @@ def _keeps_up(bench: _Bench, size: tuple[int, int], step_s: float) -> None:
           f"{best or 'none'} (steps {', '.join(map(str, RATE_STEPS))} Hz)")
 
 
+def _intake(diag: dict) -> str:
+    """The node's own account of its intake: per modality received / lost / taken Hz, then the
+    inputs status (level and message)."""
+    values = diag["inputs"]["values"]
+    rates = "; ".join(f"{m} received {values[f'{m}.received_hz']} lost {values[f'{m}.lost_hz']} "
+                      f"taken {values[f'{m}.taken_hz']} Hz" for m in ("rgb", "depth", "skeleton")
+                      if f"{m}.received_hz" in values)
+    level = {0: "OK", 1: "WARN", 2: "ERROR"}.get(diag["inputs"]["level"], "?")
+    return f"{rates}; inputs {level}: {diag['inputs']['message']}"
+
+
 def _overload(bench: _Bench, seconds: float, interval_s: float = 15.0) -> None:
     from retf_ros.ros.processes import rss_bytes
 
@@ -173,10 +187,12 @@ def _overload(bench: _Bench, seconds: float, interval_s: float = 15.0) -> None:
             time.sleep(interval_s)
             events = _window(session, start_ns)
             ages = [(e["received_ns"] - _doc_stamp_ns(e["doc"])) / 1e6 for e in events]
+            degraded = sum(1 for e in events if set(e["doc"]["modalities"].values()) != {"ok"})
             rss = rss_bytes(session.node.pid) / 2**20
             rows.append((ages, rss))
-            print(f"[node] overload 60 Hz VGA, t={len(rows) * interval_s:.0f} s: {len(events)} anticipations, "
-                  f"age {_percentiles(ages)}, node RSS {rss:.0f} MiB", flush=True)
+            print(f"[node] overload 60 Hz VGA, t={len(rows) * interval_s:.0f} s: {len(events)} anticipations "
+                  f"({degraded} with a modality not ok), age {_percentiles(ages)}, node RSS {rss:.0f} MiB; "
+                  f"{_intake(session.diagnostics()[-1])}", flush=True)
         values = session.diagnostics()[-1]
     finally:
         session.stop()
@@ -220,8 +236,12 @@ def run(args) -> None:
             return
         del loaded
         torch.set_num_threads(threads)
-        _latency(bench, native, 20.0)
-        for rate in LATENCY_RATES:
-            _latency(bench, VGA, 20.0, rate=rate)
-        _keeps_up(bench, native, step_s)
-        _overload(bench, overload_s)
+        parts = os.environ.get("RETF_BENCH_NODE_PARTS", "latency,rates,overload").split(",")
+        if "latency" in parts:
+            _latency(bench, native, 20.0)
+            for rate in LATENCY_RATES:
+                _latency(bench, VGA, 20.0, rate=rate)
+        if "rates" in parts:
+            _keeps_up(bench, native, step_s)
+        if "overload" in parts:
+            _overload(bench, overload_s)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
 from retf_ros.runtime.health import ErankReport
+from retf_ros.runtime.stamps import STAMP_DROP_REASONS
 from retf_ros.runtime.stats import latency_distribution
 
 
@@ -41,9 +42,21 @@ class LatencyWindow:
 @dataclass
 class ModalityHealth:
     state: str                  # ok | stale | missing (in the last emitted frame set), or "waiting"
-    rate_hz: float
+    rate_hz: float              # usable frames (converted, plausible stamp, in order) per second
     stamp_age_s: float | None   # node clock now - newest accepted source stamp
     frames: int = 0             # messages received since activation (dropped ones included)
+    received_hz: float | None = None   # every message that reached the node's callback
+    taken_hz: float | None = None      # distinct frames that went into a frame set the worker took
+    lost_hz: float | None = None       # sent by a publisher, never reached the callback (queue overwritten)
+    lost: int = 0
+    max_age_s: float | None = None     # oldest usable frame on arrival, over the rate window
+    bad_stamps: int = 0                # frames dropped for an implausible stamp since the last report
+    reference: bool = False            # the modality that drives the synchroniser
+
+
+# The node takes markedly fewer frames than arrive: below this share it is reported (WARN).
+INTAKE_SHARE_WARN = 0.8
+MIN_RATE_HZ = 1.0   # below this a rate says too little to compare
 
 
 @dataclass
@@ -58,6 +71,9 @@ class NodeHealth:
     new_drops: dict[str, int] = field(default_factory=dict)   # since the previous snapshot
     last_drop: str = ""
     resets: int = 0
+    reset_reasons: dict[str, int] = field(default_factory=dict)   # stamp gate resets by reason
+    age_bound_s: float | None = None                             # sync.max_age_s: frames older WARN
+    masked_skeletons: int = 0     # skeleton frames used with some joints masked (NaN / Inf from the tracker)
     inference_ms: dict[str, float] | None = None
     end_to_end_ms: dict[str, float] | None = None
     windows_run: int = 0
@@ -66,27 +82,37 @@ class NodeHealth:
     input_problems: list[str] = field(default_factory=list)   # why inputs deliver nothing (ros/input_check.py)
 
 
-def add_sync_health(health: NodeHealth, sync, extra_drops: dict[str, int], reported: dict[str, int],
+def add_sync_health(health: NodeHealth, sync, gate, extra_drops: dict[str, int], reported: dict[str, int],
                     max_age_s: float, now_ros_ns: int, states: dict[str, str] | None = None) -> dict[str, int]:
-    """Fill ``health``'s inputs and drops from an ApproximateTimeSynchronizer (retf_ros.runtime.sync).
+    """Fill ``health``'s inputs and drops from an ApproximateTimeSynchronizer (retf_ros.runtime.sync)
+    and the StampGate in front of it (retf_ros.runtime.stamps).
 
     A modality with nothing received for ``max_age_s`` is "missing", else its state in the last
-    emitted set (``states``, default "ok"); "waiting" before its first frame. ``extra_drops``: the
-    node's own drop counters; ``reported``: the drops of the previous snapshot (new ones are
-    those since). Returns the drops to pass as ``reported`` next time."""
-    now_wall = time.monotonic()
-    for modality, stats in sync.stats(now_wall).items():
-        fresh = stats.last_received is not None and now_wall - stats.last_received <= max_age_s
-        state = (states or {}).get(modality, "ok") if fresh else "missing"
-        age = None if stats.last_stamp_ns is None else (now_ros_ns - stats.last_stamp_ns) / 1e9
-        health.modalities[modality] = ModalityHealth(state=state if stats.frames else "waiting",
-                                                     rate_hz=stats.rate_hz, stamp_age_s=age, frames=stats.frames)
+    emitted set (``states``, default "ok"); "waiting" before its first frame. Its intake (received,
+    taken, lost rates), the oldest arrival age (``max_age_s`` is also the bound that WARNs) and the
+    frames dropped for implausible stamps go with it. ``extra_drops``: the node's own drop
+    counters; ``reported``: the drops of the previous snapshot (new ones are those since). Returns
+    the drops to pass as ``reported`` next time."""
     drops = {**sync.drops(), **extra_drops}
     health.drops = drops
     health.new_drops = {k: n - reported.get(k, 0) for k, n in drops.items() if n > reported.get(k, 0)}
     if health.new_drops:
         health.last_drop = sorted(health.new_drops.items(), key=lambda kv: -kv[1])[0][0]
+    now_wall = time.monotonic()
+    for modality, stats in sync.stats(now_wall).items():
+        fresh = stats.last_received is not None and now_wall - stats.last_received <= max_age_s
+        state = (states or {}).get(modality, "ok") if fresh else "missing"
+        # Ages against the stream's clock the gate follows (a bag played without /clock).
+        age = None if stats.last_stamp_ns is None else (now_ros_ns - stats.last_stamp_ns + gate.offset_ns) / 1e9
+        health.modalities[modality] = ModalityHealth(
+            state=state if stats.frames else "waiting", rate_hz=stats.rate_hz, stamp_age_s=age,
+            frames=stats.frames, received_hz=stats.received_hz, taken_hz=stats.taken_hz, lost_hz=stats.lost_hz,
+            lost=stats.lost, max_age_s=gate.max_age_s(modality, now_wall),
+            bad_stamps=sum(health.new_drops.get(f"{modality}/{r}", 0) for r in STAMP_DROP_REASONS),
+            reference=modality == sync.config.reference)
+    health.age_bound_s = max_age_s
     health.resets = sync.resets
+    health.reset_reasons = dict(gate.resets)
     return drops
 
 
@@ -162,6 +188,11 @@ def _inputs(health: NodeHealth) -> DiagnosticStatus:
             problems.append(f"{modality} {m.state}")
         elif m.state == "waiting":
             problems.append(f"{modality}: nothing received yet")
+        intake_values, intake_problems = _intake(modality, m, health.age_bound_s)
+        values.update(intake_values)
+        problems.extend(intake_problems)
+    if "skeleton" in health.modalities:
+        values["skeleton.masked_joint_frames"] = health.masked_skeletons
     if health.lifecycle_state != "active":
         return _status(health, "inputs", DiagnosticStatus.OK, f"not subscribed ({health.lifecycle_state})", values)
     if health.input_problems:  # why nothing arrives beats "waiting": the topic, the type seen, the type expected
@@ -172,9 +203,35 @@ def _inputs(health: NodeHealth) -> DiagnosticStatus:
     return _status(health, "inputs", level, ", ".join(problems) or "all inputs ok", values)
 
 
+def _intake(modality: str, m: ModalityHealth, age_bound_s: float | None) -> tuple[dict, list[str]]:
+    """What arrives at the node vs what it takes, and how old it is: values and problems.
+
+    Received: messages that reached the callback; lost: frames their publisher sent that never
+    did (the node's queue overwritten under load, or dropped on the way); usable: received
+    minus drops; taken: went into a frame set the worker used (a slow worker passes over)."""
+    values = {f"{modality}.received_hz": m.received_hz, f"{modality}.taken_hz": m.taken_hz,
+              f"{modality}.lost_hz": m.lost_hz, f"{modality}.lost": m.lost, f"{modality}.max_age_s": m.max_age_s}
+    problems = []
+    if m.received_hz is not None and m.lost_hz is not None:
+        sent_hz = m.received_hz + m.lost_hz
+        if sent_hz >= MIN_RATE_HZ and m.received_hz < INTAKE_SHARE_WARN * sent_hz:
+            problems.append(f"{modality}: node receives {m.received_hz:.1f} of {sent_hz:.1f} Hz sent "
+                            f"({m.lost_hz:.1f} Hz lost in its queues)")
+    if m.reference and m.taken_hz is not None and m.rate_hz >= MIN_RATE_HZ \
+            and m.taken_hz < INTAKE_SHARE_WARN * m.rate_hz:
+        problems.append(f"{modality}: node takes {m.taken_hz:.1f} of {m.rate_hz:.1f} Hz usable frames")
+    if m.bad_stamps:
+        problems.append(f"{modality}: {m.bad_stamps} frame{'s' if m.bad_stamps > 1 else ''} with implausible stamps "
+                        f"dropped")
+    if age_bound_s is not None and m.max_age_s is not None and m.max_age_s > age_bound_s:
+        problems.append(f"{modality}: frames up to {m.max_age_s:.3f} s old on arrival (bound {age_bound_s:g} s)")
+    return values, problems
+
+
 def _synchronisation(health: NodeHealth) -> DiagnosticStatus:
     values = {f"drops.{key}": count for key, count in health.drops.items()}
     values["buffer_resets"] = health.resets
+    values.update({f"resets.{reason}": count for reason, count in sorted(health.reset_reasons.items())})
     values["last_drop"] = health.last_drop or "none"
     # Frames passed over because a newer one was ready are the newest-window policy at work.
     bad = {k: n for k, n in health.new_drops.items() if not k.endswith("/superseded")}

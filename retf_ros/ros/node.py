@@ -12,7 +12,11 @@ checkpoint fails the transition with one clear log line and the node stays up, r
 reconfigured); activate = build the predictor on the device, warm up, subscribe; deactivate =
 unsubscribe, stop the worker, free device memory; cleanup = drop the checkpoint. ``autostart``
 runs configure + activate at start-up. Bad messages are dropped, counted per reason, logged
-(rate-limited) and reported in /diagnostics; they never stop the node.
+(rate-limited) and reported in /diagnostics; they never stop the node. A frame whose stamp is
+implausible against the node's clock is one of them (retf_ros.runtime.stamps, in the shared
+base retf_ros.ros.lifecycle): it is never used, and buffers are reset only when the whole
+stream (or the clock) jumped; the worker then starts a new window. Non-finite skeleton joints
+are masked (missing) and counted.
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ from std_msgs.msg import String
 
 from retf_ros.errors import RetfError
 from retf_ros.runtime.messages import InvalidMessage, SkeletonReader
-from retf_ros.runtime.sync import ApproximateTimeSynchronizer, SyncConfig
+from retf_ros.runtime.sync import SyncConfig
 from retf_ros.ros.diagnostics import LatencyWindow, NodeHealth, add_sync_health, diagnostic_statuses
 from retf_ros.ros.input_check import input_problems
 from retf_ros.ros.lifecycle import SUCCESS, SensorLifecycleNode, run_lifecycle_node
@@ -38,6 +42,7 @@ from retf_ros.ros.qos import output_qos
 from retf_ros.ros.topics import INPUT_TOPICS
 
 NODE_NAME = "anticipation_node"
+PARAMS_FILE = "config/anticipation.yaml"
 DEMO_CHECKPOINT = "checkpoints/demo.safetensors"
 
 
@@ -48,7 +53,7 @@ def demo_checkpoint_path() -> Path:
 
 class AnticipationNode(SensorLifecycleNode):
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
-        super().__init__(node_name, PARAMETERS, **kwargs)
+        super().__init__(node_name, PARAMETERS, PARAMS_FILE, **kwargs)
         self._checkpoint = None
         self._predictor = None
         self._skeleton: SkeletonReader | None = None
@@ -64,6 +69,7 @@ class AnticipationNode(SensorLifecycleNode):
         self._last_taken_stamp: float | None = None
         self._last_erank = None
         self._frame_errors: Counter[str] = Counter()
+        self._masked_skeletons = 0
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -136,7 +142,7 @@ class AnticipationNode(SensorLifecycleNode):
         except (RetfError, RuntimeError) as exc:
             self._release_model()
             return self._fail("activate", str(exc))
-        self._sync = ApproximateTimeSynchronizer(self._sync_config)
+        self._start_input(self._sync_config)
         self._reset_counters()
         self._reported_drops = {}
         self._rgb_shape = None
@@ -182,7 +188,14 @@ class AnticipationNode(SensorLifecycleNode):
         if "skeleton" in modalities:
             self._inputs.append(self.create_subscription(
                 _skeleton_message_type(self._skeleton.kind), INPUT_TOPICS["skeleton"],
-                lambda m: self._on_frame("skeleton", m, self._skeleton.convert), self._input_qos("skeleton")))
+                lambda m, info: self._on_frame("skeleton", m, info, self._convert_skeleton),
+                self._input_qos("skeleton")))
+
+    def _convert_skeleton(self, msg):
+        skeleton = self._skeleton.convert_tracked(msg)
+        if self._skeleton.masked_joints(skeleton):
+            self._masked_skeletons += 1
+        return skeleton
 
     def _check_frame(self, modality: str, array):
         """Colour on the RGB topic, depth on the depth topic, depth registered to the RGB size."""
@@ -219,6 +232,10 @@ class AnticipationNode(SensorLifecycleNode):
                 continue
             self._wake.set()  # a newer set may already be complete: look again without waiting
             self._last_states = dict(frames.states)
+            if self._stream_reset.is_set():   # the stream jumped: its old window is over
+                self._stream_reset.clear()
+                self._predictor.clear_cache()
+                self._last_taken_stamp = None
             try:
                 self._count_missed(frames.stamp)
                 if self._predictor.add_frame(frames) and self._predictor.due():
@@ -266,9 +283,10 @@ class AnticipationNode(SensorLifecycleNode):
             health.device = predictor.device_name
         if sync is None or self._lifecycle != "active":
             return health
-        self._reported_drops = add_sync_health(health, sync, self._frame_errors, self._reported_drops,
-                                               self._sync_config.max_age_s, self.get_clock().now().nanoseconds,
-                                               self._last_states)
+        self._reported_drops = add_sync_health(health, sync, self._stamp_gate, self._frame_errors,
+                                               self._reported_drops, self._sync_config.max_age_s,
+                                               self.get_clock().now().nanoseconds, self._last_states)
+        health.masked_skeletons = self._masked_skeletons
         health.inference_ms = self._inference_ms.summary()
         health.end_to_end_ms = self._end_to_end_ms.summary()
         health.windows_run = self._windows_run
@@ -299,7 +317,8 @@ def _skeleton_message_type(kind: str):
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``anticipation_node`` (``--ros-args --params-file FILE -p name:=value``).
 
-    Exit status 0 after SIGINT/SIGTERM, 2 when a parameter value is refused at start-up.
+    Exit status 0 after SIGINT/SIGTERM, 2 when a parameter value is refused at start-up. A
+    signal stops inference first and only then shuts rclpy down (retf_ros.ros.lifecycle).
     """
     return run_lifecycle_node(AnticipationNode, NODE_NAME, argv)
 

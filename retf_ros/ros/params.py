@@ -50,7 +50,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("checkpoint", "", "Checkpoint path (.safetensors, .json, stem or run directory); empty = the demo "
               "checkpoint shipped with the package."),
     ParamSpec("device", "auto", "Inference device: auto, cpu, cuda or cuda:N. The device actually used is logged and in "
-              "diagnostics; a CUDA request without CUDA fails configure (no silent fallback)."),
+              "diagnostics; a CUDA device this machine does not have is refused when set (no silent fallback)."),
     ParamSpec("precision", "fp32", "Inference precision (fp16 needs CUDA).", choices=("fp32", "fp16", "bf16")),
     ParamSpec("torch_threads", 2, "torch intra-op threads (each DDS process already runs ~18 threads).",
               low=1, high=256),
@@ -73,8 +73,16 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("sync.wait_s", 0.1, "How long (wall time) a reference frame waits for late partners before it "
               "goes out with them marked stale / missing (policy available) or is dropped (require_all) (s).",
               low=0.0, high=10.0),
-    ParamSpec("sync.time_jump_s", 1.0, "A stamp this far behind a modality's newest resets all buffers "
-              "(looped bag); smaller steps back are dropped as out of order (s).", low=0.001, high=1e6),
+    ParamSpec("sync.time_jump_s", 1.0, "The node's clock (/clock under use_sim_time) going back this far resets "
+              "all buffers (a looped bag); offline bag evaluation: a stamp this far behind a modality's newest "
+              "does (s).", low=0.001, high=1e6),
+    ParamSpec("stamps.max_ahead_s", 0.5, "A frame stamped more than this ahead of the node's clock is dropped "
+              "(stamp_in_future), never used nor a reason to reset (s).", low=0.001, high=1e6),
+    ParamSpec("stamps.max_behind_s", 1.0, "A frame stamped more than this behind the node's clock is dropped "
+              "(stamp_too_old), never used nor a reason to reset (s).", low=0.001, high=1e6),
+    ParamSpec("stamps.jump_frames", 10, "Consecutive frames off the node's clock by the same amount, with a frame of "
+              "every active input among them, that make the stamp check follow the stream's clock and reset all "
+              "buffers (a bag played without /clock); fewer are dropped one by one.", low=2, high=100000),
     ParamSpec("rgb.compressed", False, "Subscribe to sensor_msgs/CompressedImage on rgb/image_raw/compressed "
               "instead of Image on rgb/image_raw."),
     ParamSpec("skeleton.type", "pose_array", "pose_array: geometry_msgs/PoseArray in skeleton.layout order; "
@@ -138,6 +146,7 @@ POSE_PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("lifting.min_visibility", 0.5, "Estimator visibility below which a landmark is missing (NaN): an "
               "occluded landmark's depth would be the occluder's.", low=0.0, high=1.0),
     SPECS["sync.slop_s"], SPECS["sync.queue_size"],
+    SPECS["stamps.max_ahead_s"], SPECS["stamps.max_behind_s"], SPECS["stamps.jump_frames"],
     *_qos_specs("rgb"), *_qos_specs("depth"), *_qos_specs("camera_info"),
     SPECS["diagnostics.rate_hz"], SPECS["diagnostics.log_throttle_s"],
 )
@@ -166,6 +175,39 @@ def validation_problem(name: str, value, specs: dict[str, ParamSpec] = SPECS) ->
         if not spec.low <= value <= spec.high:
             return f"parameter '{name}' must be in [{spec.low}, {spec.high}], got {value!r}"
     return None
+
+
+_TYPE_NAMES = {bool: "a bool", int: "an integer", float: "a double", str: "a string"}
+
+
+def type_problem(name: str, value, specs: dict[str, ParamSpec] = SPECS) -> str | None:
+    """Why ``value`` has the wrong type for parameter ``name`` of the node whose table is
+    ``specs`` (None when it is right or the name is not in it): rclpy's own refusal does not
+    name the parameter."""
+    spec = specs.get(name)
+    if spec is None or type(value) is type(spec.default):
+        return None
+    return (f"parameter '{name}' must be {_TYPE_NAMES[type(spec.default)]} (default {spec.default!r}), "
+            f"got {_TYPE_NAMES.get(type(value), type(value).__name__)} {value!r}")
+
+
+def unknown_problem(unknown: list[str], node_name: str, params_file: str) -> str:
+    """The refusal of setting parameters the node has not declared (rclpy's own says "Invalid
+    access to undeclared parameter(s): []", without the names)."""
+    listed = ", ".join(repr(n) for n in unknown)
+    return (f"unknown parameter{'s' if len(unknown) > 1 else ''} {listed}: {node_name} declares only the "
+            f"parameters listed in {params_file}")
+
+
+def device_problem(name: str, value) -> str | None:
+    """A device this machine does not have is refused when it is asked for, not at the next
+    configure (None for other parameters and for a device that is there)."""
+    if name != "device":
+        return None
+    from retf_ros.device import unavailable_device   # torch: imported only when a device is set
+
+    problem = unavailable_device(value)
+    return None if problem is None else f"parameter 'device': {problem}"
 
 
 def _valid_device(text: str) -> bool:
@@ -202,7 +244,8 @@ def declare_parameters(node, parameters: tuple[ParamSpec, ...]) -> None:
 
     def check(changed) -> SetParametersResult:
         for parameter in changed:
-            problem = validation_problem(parameter.name, parameter.value, specs)
+            problem = (validation_problem(parameter.name, parameter.value, specs)
+                       or device_problem(parameter.name, parameter.value))
             if problem:
                 node.get_logger().error(f"refused: {problem}")
                 return SetParametersResult(successful=False, reason=problem)

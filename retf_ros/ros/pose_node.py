@@ -17,8 +17,9 @@ Flow as anticipation_node: callbacks convert (retf_ros.runtime.messages) and sto
 thread takes the NEWEST synchronised RGB + depth pair (retf_ros.runtime.sync, require_all),
 estimates the 2D landmarks (retf_ros.pose.estimator) and lifts them (retf_ros.pose.lifting).
 Bad input (no CameraInfo yet, depth of another size than the image, a CameraInfo of another
-size, undecodable images, depth without a valid pixel) drops that frame, counted per reason,
-logged (rate-limited) and in /diagnostics; the node keeps serving.
+size, undecodable images, depth without a valid pixel, an image stamped implausibly far from the
+node's clock: ``stamps.*``) drops that frame, counted per reason, logged (rate-limited) and in
+/diagnostics; the node keeps serving.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from visualization_msgs.msg import MarkerArray
 from retf_ros.errors import RetfError
 from retf_ros.pose.lifting import LiftConfig, PinholeIntrinsics, lift_landmarks
 from retf_ros.runtime.messages import InvalidMessage
-from retf_ros.runtime.sync import ApproximateTimeSynchronizer, SyncConfig
+from retf_ros.runtime.sync import SyncConfig
 from retf_ros.ros.diagnostics import LatencyWindow, NodeHealth, PoseHealth, add_sync_health, pose_statuses
 from retf_ros.ros.lifecycle import SUCCESS, SensorLifecycleNode, run_lifecycle_node
 from retf_ros.ros.params import POSE_PARAMETERS
@@ -45,6 +46,7 @@ from retf_ros.ros.topics import CAMERA_INFO_TOPIC
 from retf_ros.ros.visualisation import skeleton_markers, stamp_msg
 
 NODE_NAME = "pose_node"
+PARAMS_FILE = "config/pose.yaml"
 RECENT_FRAMES = 100  # detection rate and landmarks with depth are over the last this many pairs
 # An RGB frame waits this long (wall time) for its depth partner before it is dropped as unmatched.
 PAIR_WAIT_S = 0.2
@@ -81,7 +83,7 @@ def pose_array(joints: np.ndarray, header: Header) -> PoseArray:
 
 class PoseNode(SensorLifecycleNode):
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
-        super().__init__(node_name, POSE_PARAMETERS, **kwargs)
+        super().__init__(node_name, POSE_PARAMETERS, PARAMS_FILE, **kwargs)
         self._estimator = None
         self._lift_config: LiftConfig | None = None
         self._bones: list[tuple[int, int]] = []
@@ -123,13 +125,13 @@ class PoseNode(SensorLifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._error = ""
-        self._sync = ApproximateTimeSynchronizer(SyncConfig(
+        self._start_input(SyncConfig(
             modalities=("rgb", "depth"), reference="rgb", slop_s=self._p("sync.slop_s"),
             queue_size=self._p("sync.queue_size"), policy="require_all", wait_s=PAIR_WAIT_S))
         self._reset_counters()
         self._reported_drops = {}
         self._stop.clear()
-        self._worker = threading.Thread(target=self._work, name="pose", daemon=True)
+        self._worker = threading.Thread(target=self._work, name="pose estimation", daemon=True)
         self._worker.start()
         self._subscribe()
         self._lifecycle = "active"
@@ -221,8 +223,9 @@ class PoseNode(SensorLifecycleNode):
         sync = self._sync
         if sync is None or self._lifecycle != "active":
             return health, pose
-        self._reported_drops = add_sync_health(health, sync, self._frame_errors, self._reported_drops,
-                                               INPUT_MAX_AGE_S, self.get_clock().now().nanoseconds)
+        self._reported_drops = add_sync_health(health, sync, self._stamp_gate, self._frame_errors,
+                                               self._reported_drops, INPUT_MAX_AGE_S,
+                                               self.get_clock().now().nanoseconds)
         intrinsics = self._intrinsics
         detected, with_depth = list(self._detected), list(self._with_depth)
         pose.frames = self._frames

@@ -14,16 +14,48 @@ to the end::
     finally:
         clean_up()
         rclpy.try_shutdown()
+
+A process whose own threads publish (the node's inference worker) must stop them BEFORE the
+context goes away, or their next ``publish`` fails with "publisher's context is invalid".
+Such a process initialises rclpy without its signal handlers and uses ``signal_event``::
+
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        with signal_event() as stop:
+            while not stop.is_set():
+                executor.spin_once(timeout_sec=SIGNAL_POLL_S)
+    finally:
+        stop_threads()
+        rclpy.try_shutdown()
 """
 from __future__ import annotations
 
 import signal
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
 import rclpy
 from rclpy._rclpy_pybind11 import RCLError
 from rclpy.executors import ExternalShutdownException
+
+
+SIGNAL_POLL_S = 0.1  # how long a spin_once waits, so a signal is noticed this fast
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def signal_event() -> Iterator[threading.Event]:
+    """SIGINT / SIGTERM set the yielded event (nothing is shut down); further signals are
+    ignored once the block is left, so the clean-up that follows runs to the end."""
+    stop = threading.Event()
+    for number in STOP_SIGNALS:
+        signal.signal(number, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        for number in STOP_SIGNALS:
+            signal.signal(number, signal.SIG_IGN)
 
 
 @contextmanager

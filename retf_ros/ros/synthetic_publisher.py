@@ -42,7 +42,18 @@ BAD_KINDS = {
     "joint_count": "skeleton with three joints too few",
     "stamp_backwards": "every topic stamped 0.2 s before the previous frame",
     "nobody": "rgb of one flat grey (nobody in view; depth as usual)",
+    "depth_on_rgb": "16UC1 all-zero depth on the rgb topic",
+    "nan_joints": "skeleton whose joints are all NaN",
+    "inf_joints": "skeleton whose joints are all +Inf",
+    "some_nan_joints": "skeleton with its first five joints NaN (the rest usable)",
+    # Extra frame sets, published right after the frame's good set (the stamps file lists only the good ones):
+    "stamp_day_ahead": "an extra rgb + depth + skeleton set stamped now + 86 400 s",
+    "stamp_zero": "an extra rgb + depth + skeleton set stamped 0",
+    "stamp_5s_ago": "an extra rgb + depth + skeleton set stamped now - 5 s",
 }
+# Stamp of an extra frame set (kind -> the stamp in ns from the good set's stamp).
+EXTRA_SET_STAMPS = {"stamp_day_ahead": lambda ns: ns + 86_400 * 10**9, "stamp_zero": lambda ns: 0,
+                    "stamp_5s_ago": lambda ns: ns - 5 * 10**9}
 TOPICS = (*MODALITIES, "camera_info")
 
 # Standing pose in the camera's optical frame (x right, y down, z forward), metres from the
@@ -277,6 +288,12 @@ class SyntheticCamera:
             self._stamps.flush()
         with self._lock:
             active = dict(self.active)
+        self._publish_set(t, header, bad, active)
+        for kind in sorted(bad & set(EXTRA_SET_STAMPS)):
+            self._publish_set(t, self._header(EXTRA_SET_STAMPS[kind](stamp_ns)), set(), active)
+        self._frames += 1
+
+    def _publish_set(self, t: float, header, bad: set[str], active: dict[str, bool]) -> None:
         if active["rgb"]:
             self.publishers["rgb"].publish(self._rgb_message(t, header, bad))
         if active["depth"]:
@@ -285,7 +302,6 @@ class SyntheticCamera:
             self.publishers["skeleton"].publish(self._skeleton_message(t, header, bad))
         if active["camera_info"]:
             self.publishers["camera_info"].publish(camera_info_message(self.scene.intrinsics(t), header))
-        self._frames += 1
 
     def _faulty(self, modality: str, array: np.ndarray) -> np.ndarray:
         """``array`` as the modality's current fault (frozen / noise) makes it, if any."""
@@ -311,6 +327,8 @@ class SyntheticCamera:
 
             _, jpeg = cv2.imencode(".jpg", rgb[:, :, ::-1])
             return CompressedImage(header=header, format="rgb8; jpeg compressed bgr8", data=jpeg.tobytes())
+        if "depth_on_rgb" in bad:
+            return Image(header=header, **array_to_image_fields(np.zeros(rgb.shape[:2], np.uint16), "16UC1"))
         fields = array_to_image_fields(rgb, self.options.rgb_encoding, row_padding=self.options.row_padding)
         if "encoding" in bad:
             fields["encoding"] = "yuv422"
@@ -353,6 +371,10 @@ class SyntheticCamera:
         joints = self._faulty("skeleton", self.scene.joints(t))
         if "joint_count" in bad:
             joints = joints[:-3]
+        if "nan_joints" in bad or "inf_joints" in bad:
+            joints[:] = np.nan if "nan_joints" in bad else np.inf
+        if "some_nan_joints" in bad:
+            joints[:5] = np.nan
         msg = PoseArray(header=header)
         for x, y, z in joints:
             pose = Pose()

@@ -16,6 +16,7 @@ drop reason in diagnostics) and whose message says what was wrong.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -60,10 +61,15 @@ def frame_id(msg) -> str:
     return str(header.frame_id) if header is not None else ""
 
 
-def image_to_array(msg) -> np.ndarray:
+IMAGE_KINDS = {"colour": COLOUR_ENCODINGS, "depth": DEPTH_ENCODINGS}
+
+
+def image_to_array(msg, expect: str | None = None) -> np.ndarray:
     """sensor_msgs/Image -> (H, W, 3) uint8 RGB for rgb8/bgr8/mono8, (H, W) float32 metres
     for 16UC1 (millimetres, 0 = invalid) and 32FC1 (metres; NaN, Inf and values <= 0 invalid).
 
+    ``expect`` "colour" or "depth": the kind of image the topic carries; an encoding of the
+    other kind is refused (reason ``encoding``) before its pixels are looked at.
     Honours ``step`` row padding and ``is_bigendian``. The result owns its memory.
     Raises InvalidMessage with reason ``encoding``, ``zero_size``, ``step_too_small``,
     ``data_too_short`` or ``depth_all_invalid`` (a depth image without a single valid pixel
@@ -71,6 +77,9 @@ def image_to_array(msg) -> np.ndarray:
     """
     encoding = str(msg.encoding)
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if expect is not None and encoding in {*COLOUR_ENCODINGS, *DEPTH_ENCODINGS} - set(IMAGE_KINDS[expect]):
+        raise InvalidMessage("encoding", f"{encoding} is not a {expect} encoding (expected one of "
+                             f"{', '.join(IMAGE_KINDS[expect])})")
     if encoding in COLOUR_ENCODINGS:
         channels, dtype = COLOUR_ENCODINGS[encoding], "u1"
     elif encoding in DEPTH_ENCODINGS:
@@ -198,7 +207,8 @@ def marker_array_to_skeleton(msg, layout: SkeletonLayout | str, body_id: int | N
 
     ``body_id`` None picks the body nearest to the camera (smallest median joint distance),
     the person a camera-facing robot interacts with. DELETE/DELETEALL markers are ignored.
-    Raises InvalidMessage("no_body") when the array holds no (matching) body.
+    Raises InvalidMessage("no_body") when the array holds no (matching) body and
+    InvalidMessage("nonfinite_joints") when its bodies have no finite joint.
     """
     layout = _resolve_layout(layout)
     bodies = _bodies(msg)
@@ -207,6 +217,9 @@ def marker_array_to_skeleton(msg, layout: SkeletonLayout | str, body_id: int | N
     if not bodies:
         wanted = "" if body_id is None else f" with body id {body_id}"
         raise InvalidMessage("no_body", f"MarkerArray holds no body{wanted}")
+    bodies = [b for b in bodies if np.isfinite(b.joints).any()]
+    if not bodies:
+        raise InvalidMessage("nonfinite_joints", "every joint of the MarkerArray's bodies has NaN / Inf coordinates")
     nearest = min(bodies, key=lambda b: float(np.nanmedian(np.linalg.norm(b.joints, axis=1))))
     return convert_joints(nearest.joints, AZURE_KINECT_32, layout)
 
@@ -258,6 +271,33 @@ class SkeletonReader:
         source = get_layout(self.input_layout)
         return convert_joints(pose_array_to_skeleton(msg, source), source, model)
 
+    def convert_tracked(self, msg) -> np.ndarray:
+        """:meth:`convert`, refusing a skeleton without a single finite joint (InvalidMessage
+        "nonfinite_joints"): the node's policy, for which such a message is a tracker fault.
+        Offline bag evaluation keeps them as recorded, to score like ``retf eval`` on the clips
+        (a clip store marks an untracked body by an all-NaN frame)."""
+        skeleton = self.convert(msg)
+        if not np.isfinite(skeleton).any():
+            raise InvalidMessage("nonfinite_joints", f"none of the {len(skeleton)} joints has finite coordinates "
+                                 f"(all NaN / Inf)")
+        return skeleton
+
+    def masked_joints(self, skeleton: np.ndarray) -> int:
+        """Joints of a converted (J, 3) skeleton that are missing although the input carries
+        them (the tracker sent NaN / Inf, or left the marker out): masked for the model.
+        Joints the input layout lacks altogether are not counted."""
+        source = AZURE_KINECT_32.name if self.kind == "marker_array" else self.input_layout
+        return int(np.isnan(skeleton).any(axis=1).sum()) - _unmapped_joints(source, self.model_layout)
+
+
+@lru_cache(maxsize=None)
+def _unmapped_joints(source: str, model: str) -> int:
+    """How many joints of ``model`` the layout ``source`` can give neither directly nor derived."""
+    if source == model:
+        return 0
+    _, weight = layout_source_table(get_layout(source), get_layout(model))
+    return int((weight.sum(axis=1) == 0).sum())
+
 
 def _bodies(msg) -> list[_Body]:
     add_action = 0  # visualization_msgs/Marker.ADD (MODIFY has the same value)
@@ -271,12 +311,7 @@ def _bodies(msg) -> list[_Body]:
         table = joints.setdefault(body, np.full((AZURE_KINECT_32.num_joints, 3), np.nan, dtype=np.float32))
         p = marker.pose.position
         table[joint] = (p.x, p.y, p.z)
-    bodies = []
-    for body, table in sorted(joints.items()):
-        table = _finite_or_nan(table)
-        if np.isfinite(table).any():
-            bodies.append(_Body(body, table))
-    return bodies
+    return [_Body(body, _finite_or_nan(table)) for body, table in sorted(joints.items())]
 
 
 def array_to_image_fields(array: np.ndarray, encoding: str, *, row_padding: int = 0,

@@ -19,10 +19,17 @@ one count as "superseded". If the reference modality itself stops for ``max_age_
 other modality that still arrives serves as the reference.
 
 Time: a stamp more than ``time_jump_s`` behind a modality's newest stamp (a looped bag,
-``use_sim_time`` restarting) resets every buffer; a smaller step back is an out-of-order frame
-and is dropped ("stamp_backwards"), as is a repeated stamp ("duplicate_stamp").
+``use_sim_time`` restarting) resets every buffer ("time_jump_reset", offline bag evaluation);
+with ``reset_on_time_jump`` False (the node, whose retf_ros.runtime.stamps gate decides resets
+from the stream as a whole) it is dropped as out of order like a smaller step back
+("stamp_backwards"); a repeated stamp is dropped too ("duplicate_stamp").
 Every drop is counted per modality and reason, with the conversion drops the caller adds via
 :meth:`ApproximateTimeSynchronizer.count_drop`.
+
+Intake per modality (diagnostics): frames received (every message that reached the caller,
+dropped ones included), accepted (stored for matching), taken (distinct frames that went out
+in a set) and lost (sent by a publisher but never received, as the caller counts them with
+:meth:`ApproximateTimeSynchronizer.count_lost`), each with its rate over RATE_WINDOW_S.
 
 Times: stamps are integer nanoseconds (exact source stamps); ``received``/``now`` are the
 caller's monotonic wall clock in seconds. All public methods are thread-safe.
@@ -55,6 +62,7 @@ class SyncConfig:
     policy: str = "available"
     time_jump_s: float = 1.0
     wait_s: float = 0.1
+    reset_on_time_jump: bool = True
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.modalities if m not in MODALITIES]
@@ -83,19 +91,37 @@ class _Frame:
 
 @dataclass
 class ModalityStats:
-    """What diagnostics report per modality."""
+    """What diagnostics report per modality (rates in Hz over RATE_WINDOW_S, counts since
+    the synchroniser was built)."""
 
-    rate_hz: float
+    rate_hz: float                 # accepted frames (usable: converted, plausible, in order)
     last_stamp_ns: int | None
     last_received: float | None
-    frames: int
+    frames: int                    # received, dropped ones included
+    received_hz: float = 0.0
+    taken_hz: float = 0.0
+    lost_hz: float = 0.0
+    accepted: int = 0
+    taken: int = 0
+    lost: int = 0
+
+
+def _times() -> deque:
+    return deque(maxlen=512)
 
 
 @dataclass
 class _Arrivals:
-    times: deque = field(default_factory=lambda: deque(maxlen=512))
+    times: deque = field(default_factory=_times)           # every frame received
+    accepted_times: deque = field(default_factory=_times)
+    taken_times: deque = field(default_factory=_times)
+    lost_times: deque = field(default_factory=_times)      # one entry per lost frame (capped)
     last_stamp_ns: int | None = None
+    last_taken_ns: int | None = None
     frames: int = 0
+    accepted: int = 0
+    taken: int = 0
+    lost: int = 0
 
 
 class ApproximateTimeSynchronizer:
@@ -120,13 +146,15 @@ class ApproximateTimeSynchronizer:
             arrivals.frames += 1
             last = arrivals.last_stamp_ns
             if last is not None and stamp_ns <= last:
-                if last - stamp_ns > round(self.config.time_jump_s * NS):
+                if self.config.reset_on_time_jump and last - stamp_ns > round(self.config.time_jump_s * NS):
                     self._reset_locked()
                     self._drops[(modality, "time_jump_reset")] += 1
                 else:
                     self._drops[(modality, "duplicate_stamp" if stamp_ns == last else "stamp_backwards")] += 1
                     return False
             arrivals.last_stamp_ns = stamp_ns
+            arrivals.accepted += 1
+            arrivals.accepted_times.append(received)
             self._queues[modality].append(_Frame(stamp_ns, data, frame_id, received))
             return True
 
@@ -136,6 +164,14 @@ class ApproximateTimeSynchronizer:
             self._drops[(modality, reason)] += 1
             self._arrivals[modality].times.append(received)
             self._arrivals[modality].frames += 1
+
+    def count_lost(self, modality: str, count: int, received: float) -> None:
+        """Count ``count`` frames a publisher sent that never reached the caller (noticed at
+        ``received``: a gap in its publication sequence numbers)."""
+        with self._lock:
+            arrivals = self._arrivals[modality]
+            arrivals.lost += count
+            arrivals.lost_times.extend([received] * min(count, arrivals.lost_times.maxlen))
 
     def reset(self) -> None:
         with self._lock:
@@ -166,11 +202,21 @@ class ApproximateTimeSynchronizer:
                     if passed_over:
                         self._drops[(reference, "superseded")] += passed_over
                     self._last_emitted_ns = candidate.stamp_ns
+                    self._count_taken(parts, now)
                     return self._frame_set(reference, candidate, parts, states)
                 if decidable:
                     queue.remove(candidate)
                     self._drops[(reference, "unmatched")] += 1
             return None
+
+    def _count_taken(self, parts: dict[str, _Frame], now: float) -> None:
+        """Each distinct frame once (a held skeleton may go out in several sets)."""
+        for modality, frame in parts.items():
+            arrivals = self._arrivals[modality]
+            if frame.stamp_ns != arrivals.last_taken_ns:
+                arrivals.last_taken_ns = frame.stamp_ns
+                arrivals.taken += 1
+                arrivals.taken_times.append(now)
 
     def _effective_reference(self, now: float) -> str | None:
         order = [self.config.reference] + [m for m in self.config.modalities if m != self.config.reference]
@@ -226,17 +272,20 @@ class ApproximateTimeSynchronizer:
             return {f"{m}/{r}": n for (m, r), n in sorted(self._drops.items())}
 
     def stats(self, now: float) -> dict[str, ModalityStats]:
-        """Per modality: arrival rate over the last RATE_WINDOW_S (dropped frames included,
-        they arrived), newest accepted stamp, and when its newest frame arrived."""
+        """Per modality: rates over the last RATE_WINDOW_S of accepted, received (dropped frames
+        included, they arrived), taken and lost frames, their counts, the newest accepted stamp,
+        and when its newest frame arrived."""
         with self._lock:
             out = {}
             for modality, arrivals in self._arrivals.items():
                 queue = self._queues[modality]
                 out[modality] = ModalityStats(
-                    rate_hz=_rate(arrivals.times, now),
+                    rate_hz=_rate(arrivals.accepted_times, now),
                     last_stamp_ns=arrivals.last_stamp_ns,
                     last_received=queue[-1].received if queue else None,
-                    frames=arrivals.frames)
+                    frames=arrivals.frames, received_hz=_rate(arrivals.times, now),
+                    taken_hz=_rate(arrivals.taken_times, now), lost_hz=_count_rate(arrivals.lost_times, now),
+                    accepted=arrivals.accepted, taken=arrivals.taken, lost=arrivals.lost)
             return out
 
 
@@ -246,3 +295,8 @@ def _rate(times, now: float) -> float:
     if len(recent) < 2 or now <= recent[0]:
         return 0.0
     return (len(recent) - 1) / (now - recent[0])
+
+
+def _count_rate(times, now: float) -> float:
+    """Events per second over the whole window (losses come in bursts noticed at one instant)."""
+    return sum(1 for t in times if now - t <= RATE_WINDOW_S) / RATE_WINDOW_S
