@@ -8,7 +8,7 @@ from retf_ros.fusion import effective_rank, effective_rank_masked, inactive_chan
 
 
 def reference_erank(z: torch.Tensor) -> float:
-    """method.md section 2 recipe through a direct SVD, float64."""
+    """docs/method.md section 2 recipe through a direct SVD, float64."""
     s = torch.linalg.svdvals(z.double())
     s = s[s > 1e-12]
     p = s / (s.sum() + 1e-7)

@@ -1,4 +1,4 @@
-"""The RTF exchange (method.md section 3): selection, blending, partners, masks, gradients."""
+"""The RTF exchange (docs/method.md section 3): selection, blending, partners, masks, gradients."""
 import pytest
 import torch
 
@@ -6,7 +6,7 @@ from retf_ros.fusion import effective_rank, inactive_channels, rank_exchange
 
 
 def reference_exchange(tokens, alpha, ratio, masks, partner="most_informative"):
-    """Straight loop transcription of method.md section 3, for comparison."""
+    """Straight loop transcription of docs/method.md section 3, for comparison."""
     m = len(tokens)
     b, t, c = tokens[0].shape
     k = int(ratio * c)

@@ -1,7 +1,7 @@
 """Effective rank (Roy & Vetterli 2007), the rank-gain measures built on it, and the count of
 inactive channels (feature collapse at its extreme).
 
-The recipe reproduces the published numbers of the RTF authors (method.md section 2):
+The recipe reproduces the published numbers of the RTF authors (docs/method.md section 2):
 singular values of Z as it is (not mean-centred unless asked), values <= 1e-12 dropped,
 p = s / (sum s + 1e-7), H = -sum p ln(p + 1e-7), erank = exp(H).
 """
@@ -80,7 +80,7 @@ def inactive_channels(z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
     z: (B, T, C), mask: (B, T) bool (True = valid) -> (B,) float32; samples with no valid row
     give NaN. Such a channel has zero variance, the smallest importance there is, so the
-    exchange selects these (and any channel constant over the window) first (method.md
+    exchange selects these (and any channel constant over the window) first (docs/method.md
     section 3).
     """
     live = ((z.detach() != 0) & mask.unsqueeze(-1)).any(dim=-2)  # (B, C)

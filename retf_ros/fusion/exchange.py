@@ -1,4 +1,4 @@
-"""The RTF exchange step (method.md section 3).
+"""The RTF exchange step (docs/method.md section 3).
 
 For each sample and modality, the k = floor(ratio * C) channels with the smallest importance
 (variance over the valid frames) receive the same channel of a partner modality:

@@ -1,7 +1,7 @@
 """Fusion of per-modality tokens into one token per time step.
 
 ``RankEnhancingTokenFuser`` is RTF: the rank exchange (exchange.py) followed by the cross-only
-fusion block of method.md section 4. The baselines used in ablations (no exchange, concat, sum,
+fusion block of docs/method.md section 4. The baselines used in ablations (no exchange, concat, sum,
 and the exchange in front of the sum) share the same call signature so that the anticipation
 model compares like with like.
 """

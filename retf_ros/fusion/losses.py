@@ -1,4 +1,4 @@
-"""Training losses of R3D (method.md section 5), each averaged over VALID entries only."""
+"""Training losses of R3D (docs/method.md section 5), each averaged over VALID entries only."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""R3D: the action-anticipation model around RTF (method.md section 5), FUTR-style.
+"""R3D: the action-anticipation model around RTF (docs/method.md section 5), FUTR-style.
 
 frames -> per-modality frame encoders (one token per frame and modality) -> RTF exchange +
 fusion (one token per frame) -> temporal transformer encoder -> decoder with learned action

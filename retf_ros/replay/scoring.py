@@ -9,7 +9,7 @@ and a live run (documents the node published) are scored by the same code.
   the clip store's stamps where the bag records them, else nanosecond offsets from the clip's
   first frame), so a bag exported from clips scores exactly what the streaming evaluation of
   those clips scores.
-- MoC under the long-term anticipation protocol (method.md section 6), where it applies: a
+- MoC under the long-term anticipation protocol (docs/method.md section 6), where it applies: a
   ``stream`` checkpoint and a bag whose ground truth names clips and frame indices (an
   exported bag). Frames are counted at the model fps (a clip's L frames are the frames the
   predictor took), as ``retf eval`` counts them after resampling. For each clip and alpha,
@@ -134,7 +134,7 @@ def score_documents(documents: list[dict], clips: list[ClipTruth], classes: list
 
 
 def protocol_moc(documents: list[dict], clips: list[ClipTruth], classes: list[str], metadata: dict) -> dict:
-    """MoC table of method.md section 6 from streamed predictions (module docstring), or
+    """MoC table of docs/method.md section 6 from streamed predictions (module docstring), or
     {"applies": False, "reason": ...}.
 
     Frames are counted on the model's time grid, as ``retf eval`` counts them after resampling

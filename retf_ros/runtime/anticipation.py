@@ -2,7 +2,7 @@
 
 The model's queries give (class, fraction of the horizon, confidence) in order; here they
 become actions with start / end times in SECONDS AFTER THE STAMP over the fixed horizon
-(method.md section 7: the paper's horizon is unknown while streaming, a robot's is fixed).
+(docs/method.md section 7: the paper's horizon is unknown while streaming, a robot's is fixed).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Effective-rank health of one inference window (method.md section 7: erank as a live signal).
+"""Effective-rank health of one inference window (docs/method.md section 7: erank as a live signal).
 
 Per modality: erank of its tokens before and after the RTF exchange, over the frames where the
 modality was present; erank of the fused tokens; the mutual gain of each modality pair (the

@@ -1,4 +1,4 @@
-"""The streaming predictor: frames in, anticipations out (method.md section 7).
+"""The streaming predictor: frames in, anticipations out (docs/method.md section 7).
 
 Each frame that lands on the model's time grid is encoded ONCE by the per-frame encoders and
 its tokens go into a ring buffer of the last W frames; every ``stride`` taken frames the

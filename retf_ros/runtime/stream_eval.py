@@ -230,7 +230,7 @@ class StreamScorer:
         self.inference_ms.append(msg.latency.inference_ms)
 
     def erank_summary(self) -> dict:
-        """Means over predictions (uncentred); gains and mutual gains as in method.md section 2:
+        """Means over predictions (uncentred); gains and mutual gains as in docs/method.md section 2:
         gain = mean after - mean before; mutual gain = harmonic mean of a pair's gains."""
         before = {m: float(np.mean(v)) if v else None for m, v in self._before.items()}
         after = {m: float(np.mean(v)) if v else None for m, v in self._after.items()}
