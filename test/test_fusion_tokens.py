@@ -98,8 +98,10 @@ def test_a_checkpoint_saved_before_token_activation_loads_as_relu_with_identical
     batch = {k.removeprefix("input."): v for k, v in io.items() if k.startswith("input.")}
     with torch.no_grad():
         out = loaded.model(batch, io["mask"])
+    # The tokens are bit-identical; what follows the exchange runs the faster inference paths
+    # (test_fusion_reference_outputs), equal within the same float tolerance.
     for field in ("action_logits", "duration_logits", "segmentation_logits", "fused"):
-        assert torch.equal(getattr(out, field), io[f"out.{field}"]), field
+        torch.testing.assert_close(getattr(out, field), io[f"out.{field}"], atol=2e-5, rtol=1e-4, msg=field)
     for modality in loaded.model.config.modalities:
         assert torch.equal(out.tokens_before[modality], io[f"out.tokens_before.{modality}"]), modality
         assert torch.equal(out.tokens_after[modality], io[f"out.tokens_after.{modality}"]), modality
