@@ -129,25 +129,24 @@ def test_random_observation_ratios_draw_alphas_between_the_configured_ones(cache
 def test_recipe_records_and_prints_the_augmentation():
     from retf_ros.training.recipe import describe, format_recipe
 
-    recipe = describe(load_config(None, {}), 10.0, 30.0, train_clips=8, val_clips=2)
+    assert "augmentation none" in format_recipe(describe(load_config(None, {}), 10.0, 30.0, 8, 2))
+    on = load_config(None, {"augment_rotation_deg": 30.0, "augment_scale": 0.1, "augment_joint_noise": 0.01,
+                            "augment_speed": 0.2, "random_ratios": True, "task": "protocol"})
+    recipe = describe(on, 10.0, 30.0, train_clips=8, val_clips=2)
     assert recipe["augmentation"] == {"skeleton_rotation_deg": 30.0, "skeleton_scale": 0.1,
                                       "skeleton_joint_noise": 0.01, "speed_change": 0.2,
                                       "random_observation_ratios": True}
     text = format_recipe(recipe)
-    assert "rotation about the vertical +-30 deg" in text and "speed 1+-0.2" in text
-    off = load_config(None, {"augment_rotation_deg": 0.0, "augment_scale": 0.0, "augment_joint_noise": 0.0,
-                             "augment_speed": 0.0})
-    assert "augmentation none" in format_recipe(describe(off, 10.0, 30.0, 8, 2))
+    assert ("rotation about the vertical +-30 deg, scale 1+-0.1, joint noise sd 0.01 torso, speed 1+-0.2, "
+            "random observation ratios") in text
 
 
 def test_a_run_saved_before_the_augmentation_options_resumes_only_without_augmentation():
     from retf_ros.training.trainer import changed_options
 
-    off = {"augment_rotation_deg": 0.0, "augment_scale": 0.0, "augment_joint_noise": 0.0, "augment_speed": 0.0,
-           "random_ratios": False}
-    current = load_config(None, off).to_dict()
-    saved = {k: v for k, v in current.items() if k not in off}  # a config written before the keys existed
+    current = load_config(None, {}).to_dict()
+    saved = {k: v for k, v in current.items() if not k.startswith("augment_") and k != "random_ratios"}
     assert changed_options(saved, current) == []
-    augmented = load_config(None, {**off, "augment_speed": 0.2}).to_dict()
+    augmented = load_config(None, {"augment_speed": 0.2}).to_dict()
     assert changed_options(saved, augmented) == ["augment_speed"]
     assert changed_options(saved, {**current, "epochs": 99}) == []

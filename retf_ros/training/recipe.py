@@ -12,6 +12,9 @@ the checkpoint metadata (``training.recipe``).
   small dataset give ten scored windows instead of four; each epoch also chooses the
   anticipation mode (anticipation.py: the network alone or combined with the transition
   prior of the training split) by the same score.
+- Augmentation (augment.py: skeleton rotation / scale / joint noise, speed change, random
+  observation ratios) is recorded here but off by default: on the UTKinect-format and small
+  synthetic stores it did not raise the validation MoC (docs/training.md).
 """
 from __future__ import annotations
 
