@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from retf_ros.training import windows
+from retf_ros.training.augment import Augmentation
 from retf_ros.training.prepared import PreparedCache, PreparedClip
 
 TASKS = ("stream", "protocol")
@@ -67,18 +68,19 @@ def build_sample(clip: PreparedClip, idx: np.ndarray, future_labels: np.ndarray,
     }
 
 
-def stream_sample(clip: PreparedClip, end: int, spec: TaskSpec) -> dict:
-    """Observe the W frames ending at ``end``, predict the next ``spec.horizon`` frames."""
-    future = clip.labels[end + 1: end + 1 + spec.horizon]
-    return build_sample(clip, windows.stream_window(end, spec.window), future, spec)
+def stream_sample(clip: PreparedClip, end: int, spec: TaskSpec, speed: float = 1.0) -> dict:
+    """Observe the W frames ending at ``end``, predict the next ``spec.horizon`` frames (of the
+    clip played at ``speed``; the end point must leave room for round(speed * horizon) frames)."""
+    future = clip.labels[windows.stream_future(end, spec.horizon, speed)]
+    return build_sample(clip, windows.stream_window(end, spec.window, speed), future, spec)
 
 
-def protocol_sample(clip: PreparedClip, alpha: float, spec: TaskSpec) -> dict:
+def protocol_sample(clip: PreparedClip, alpha: float, spec: TaskSpec, speed: float = 1.0) -> dict:
     """Observe the first alpha*L frames (subsampled to <= W), predict the next 0.5 L frames."""
     n = clip.num_frames
     observed = windows.observed_length(n, alpha)
     future = clip.labels[observed: observed + windows.future_length(n, windows.PROTOCOL_FUTURE)]
-    return build_sample(clip, windows.protocol_window(observed, spec.window), future, spec)
+    return build_sample(clip, windows.protocol_window(observed, spec.window, speed), future, spec)
 
 
 class WindowDataset(Dataset):
@@ -92,13 +94,14 @@ class WindowDataset(Dataset):
     """
 
     def __init__(self, cache: PreparedCache, clip_ids: list[str], spec: TaskSpec, samples_per_clip: int,
-                 train: bool, seed: int = 0):
+                 train: bool, seed: int = 0, augmentation: Augmentation | None = None):
         if spec.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {spec.task!r}")
         self.cache = cache
         self.spec = spec
         self.train = train
         self.seed = seed
+        self.augmentation = augmentation if train and augmentation is not None else Augmentation()
         self.epoch = 0
         self.samples_per_clip = len(spec.alphas) if (spec.task == "protocol" and not train) else samples_per_clip
         self.clip_ids: list[str] = []
@@ -129,12 +132,25 @@ class WindowDataset(Dataset):
         c, k = divmod(index, self.samples_per_clip)
         clip = self._clip(c)
         rng = np.random.default_rng([self.seed, self.epoch, index])
+        augment = self.augmentation
+        augment_rng = np.random.default_rng([self.seed, self.epoch, index, 1])  # off: rng's draws unchanged
+        speed = augment.draw_speed(augment_rng)
         if self.spec.task == "protocol":
-            alpha = float(rng.choice(self.spec.alphas)) if self.train else self.spec.alphas[k]
-            return protocol_sample(clip, alpha, self.spec)
-        lo, hi = windows.stream_end_range(clip.num_frames, self.spec.horizon)
-        if self.train:
-            end = int(rng.integers(lo, hi + 1))
+            alpha = augment.draw_alpha(augment_rng, self.spec.alphas) if self.train else None
+            if alpha is None:
+                alpha = float(rng.choice(self.spec.alphas)) if self.train else self.spec.alphas[k]
+            sample = protocol_sample(clip, alpha, self.spec, speed)
         else:
-            end = int(round(lo + (hi - lo) * (k + 0.5) / self.samples_per_clip))
-        return stream_sample(clip, end, self.spec)
+            span = windows.stream_end_range(clip.num_frames, int(round(speed * self.spec.horizon)))
+            if span is None:  # too short for the horizon played slower: the clip at its own speed
+                speed, span = 1.0, windows.stream_end_range(clip.num_frames, self.spec.horizon)
+            lo, hi = span
+            if self.train:
+                end = int(rng.integers(lo, hi + 1))
+            else:
+                end = int(round(lo + (hi - lo) * (k + 0.5) / self.samples_per_clip))
+            sample = stream_sample(clip, end, self.spec, speed)
+        if augment.skeleton and "skeleton" in sample["inputs"]:
+            sample["inputs"]["skeleton"] = augment.apply_skeleton(sample["inputs"]["skeleton"],
+                                                                  sample["present"]["skeleton"], augment_rng)
+        return sample

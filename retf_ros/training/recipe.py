@@ -12,8 +12,13 @@ the checkpoint metadata (``training.recipe``).
   small dataset give ten scored windows instead of four; each epoch also chooses the
   anticipation mode (anticipation.py: the network alone or combined with the transition
   prior of the training split) by the same score.
+- Augmentation (augment.py: skeleton rotation / scale / joint noise, speed change, random
+  observation ratios) is recorded here but off by default: on the UTKinect-format and small
+  synthetic stores it did not raise the validation MoC (docs/training.md).
 """
 from __future__ import annotations
+
+from retf_ros.training.augment import Augmentation, describe as describe_augmentation
 
 MIN_WINDOW_SPAN_S = 3.2
 VALIDATION_ALPHAS = (0.15, 0.2, 0.25, 0.3, 0.35)
@@ -37,6 +42,7 @@ def describe(config, fps: float, store_fps: float, train_clips: int, val_clips: 
         "epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr,
         "weight_decay": config.weight_decay, "samples_per_clip": config.samples_per_clip,
         "model": dict(config.model), "train_clips": train_clips, "val_clips": val_clips,
+        "augmentation": describe_augmentation(Augmentation.from_config(config)),
     }
 
 
@@ -51,4 +57,20 @@ def format_recipe(recipe: dict) -> str:
         f"retf train: recipe: {recipe['epochs']} epochs x {recipe['samples_per_clip']} windows per clip, batch "
         f"{recipe['batch_size']}, AdamW lr {recipe['lr']:g} weight decay {recipe['weight_decay']:g}; "
         f"model overrides {recipe['model'] or 'none'}",
-        f"retf train: recipe: selection by {selection}"])
+        f"retf train: recipe: selection by {selection}",
+        f"retf train: recipe: augmentation {format_augmentation(recipe['augmentation'], recipe['task'])}"])
+
+
+def format_augmentation(augmentation: dict, task: str) -> str:
+    parts = []
+    if augmentation["skeleton_rotation_deg"]:
+        parts.append(f"skeleton rotation about the vertical +-{augmentation['skeleton_rotation_deg']:g} deg")
+    if augmentation["skeleton_scale"]:
+        parts.append(f"scale 1+-{augmentation['skeleton_scale']:g}")
+    if augmentation["skeleton_joint_noise"]:
+        parts.append(f"joint noise sd {augmentation['skeleton_joint_noise']:g} torso")
+    if augmentation["speed_change"]:
+        parts.append(f"speed 1+-{augmentation['speed_change']:g}")
+    if augmentation["random_observation_ratios"] and task == "protocol":
+        parts.append("random observation ratios")
+    return ", ".join(parts) or "none"

@@ -25,7 +25,8 @@ import torch
 
 from retf_ros.checkpoint import load_checkpoint
 from retf_ros.errors import RetfError
-from retf_ros.training.config import TrainConfig
+from retf_ros.training.augment import Augmentation
+from retf_ros.training.config import BEFORE_AUGMENTATION, TrainConfig
 from retf_ros.training.dataset import TaskSpec, WindowDataset
 from retf_ros.training.finetune import describe as describe_init, init_model_config, load_initial_weights
 from retf_ros.training.prepared import PrepareSpec, PreparedCache, depth_statistics
@@ -35,6 +36,14 @@ from retf_ros.training.state import TrainingState, load_optimizer_state, save_op
 
 # Options that may change when a run is resumed (they do not change what is learned).
 RESUMABLE_CHANGES = ("epochs", "device", "num_workers", "threads", "cache_dir")
+
+
+def changed_options(saved: dict, current: dict) -> list[str]:
+    """Options that differ between a saved run's config and this one, except those a resume may
+    change; a key the saved run predates counts as the value it trained with (BEFORE_AUGMENTATION)."""
+    saved = {**BEFORE_AUGMENTATION, **saved}
+    return sorted(k for k in set(saved) | set(current)
+                  if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
 
 
 def default_cache_dir() -> Path:
@@ -209,9 +218,9 @@ class Trainer:
                           persistent_workers=self.config.num_workers > 0)
 
     def _check_resumable(self, saved: dict) -> None:
+        saved = {**BEFORE_AUGMENTATION, **saved}
         current = self.config.to_dict()
-        differs = sorted(k for k in set(saved) | set(current)
-                         if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k))
+        differs = changed_options(saved, current)
         if differs:
             detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in differs)
             raise RetfError(f"{self.out} holds a run with a different config ({detail}); "
@@ -278,7 +287,7 @@ class Trainer:
             print(format_recipe(self.recipe), file=sys.stderr)
         self._prepare_cache()
         train_set = WindowDataset(self.cache, self.train_ids, self.task, config.samples_per_clip, train=True,
-                                  seed=config.seed)
+                                  seed=config.seed, augmentation=Augmentation.from_config(config))
         val_ids = self.val_ids or self.train_ids
         val_set = WindowDataset(self.cache, val_ids, self.task, config.val_samples_per_clip, train=False,
                                 seed=config.seed)

@@ -90,13 +90,27 @@ def future_targets(future_labels: np.ndarray, num_queries: int, none_class: int)
     return FutureTargets(classes, durations, valid)
 
 
-def stream_window(end: int, window: int) -> np.ndarray:
+def stream_window(end: int, window: int, speed: float = 1.0) -> np.ndarray:
     """(window,) indices of the frames observed by a window whose newest frame is ``end``.
 
     Near the clip start there are fewer than ``window`` frames: they come first, PAD after.
+    ``speed`` != 1 (training augmentation): the window reads the clip played at that speed,
+    frames ``end - round(speed * k)``.
     """
-    kept = np.arange(max(0, end - window + 1), end + 1, dtype=np.int64)
-    return _left_aligned(kept, window)
+    kept = end - _played(window, speed)[::-1]
+    return _left_aligned(kept[kept >= 0], window)
+
+
+def stream_future(end: int, horizon: int, speed: float = 1.0) -> np.ndarray:
+    """(horizon,) indices of the anticipated frames after ``end`` (the clip played at ``speed``:
+    ``end + round(speed * j)``, j = 1..horizon)."""
+    return end + _played(horizon + 1, speed)[1:]
+
+
+def _played(count: int, speed: float) -> np.ndarray:
+    """(count,) int64 offsets round(speed * k), k = 0..count-1: the frames of a clip played at
+    ``speed`` (above 1 skips frames, below 1 repeats some)."""
+    return np.round(speed * np.arange(count)).astype(np.int64)
 
 
 def _left_aligned(kept: np.ndarray, window: int) -> np.ndarray:
@@ -126,13 +140,16 @@ def future_length(num_frames: int, ratio: float) -> int:
     return max(1, int(round(ratio * num_frames)))
 
 
-def protocol_window(observed: int, window: int) -> np.ndarray:
+def protocol_window(observed: int, window: int, speed: float = 1.0) -> np.ndarray:
     """(window,) indices of the observed prefix ``[0, observed)`` subsampled to at most
-    ``window`` frames (evenly spaced, keeping the first and newest frame), left-aligned."""
-    if observed <= window:
+    ``window`` frames (evenly spaced, keeping the first and newest frame), left-aligned.
+    ``speed`` != 1 (training augmentation): the prefix as played at that speed, i.e. in
+    ``round(observed / speed)`` frames before the subsampling to ``window``."""
+    count = min(window, max(1, int(round(observed / speed))))
+    if count == observed:
         kept = np.arange(observed, dtype=np.int64)
     else:
-        kept = np.round(np.linspace(0, observed - 1, window)).astype(np.int64)
+        kept = np.round(np.linspace(0, observed - 1, count)).astype(np.int64)
     return _left_aligned(kept, window)
 
 
