@@ -20,7 +20,7 @@ SELECT_BY = ("val_loss", "val_moc")
 class TrainConfig:
     split: str | None = None            # clip store split; None = the store's default split
     modalities: list[str] | None = None  # None = every modality the data has
-    task: str = "stream"                # "stream" (the node) or "protocol" (method.md section 6)
+    task: str = "stream"                # "stream" (the node) or "protocol" (docs/method.md section 6)
     fps: float | None = None            # model frame rate; None = the data's, capped so the window spans 3.2 s
     window: int = 32                    # observed frames W (<= model.max_frames)
     horizon_s: float = 4.0              # stream task: anticipated seconds

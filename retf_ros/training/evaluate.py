@@ -1,4 +1,4 @@
-"""Offline evaluation of a checkpoint on a clip store: the MoC table of method.md section 6
+"""Offline evaluation of a checkpoint on a clip store: the MoC table of docs/method.md section 6
 and the effective ranks of the tokens the model saw.
 
 How a checkpoint observes and predicts depends on its task (metadata ``task``):
@@ -68,7 +68,7 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 @dataclass
 class RankStats:
-    """Per-sample effective ranks (uncentred, method.md section 2) gathered over an evaluation,
+    """Per-sample effective ranks (uncentred, docs/method.md section 2) gathered over an evaluation,
     with each modality's inactive channels before the exchange (what the exchange selects) and
     the per-token statistics of those tokens (fusion/token_stats.py)."""
 

@@ -1,4 +1,4 @@
-"""Mean over classes (MoC) accuracy of anticipated frames, method.md section 6.
+"""Mean over classes (MoC) accuracy of anticipated frames, docs/method.md section 6.
 
 Correct and total frame counts are accumulated per ground-truth class over the whole test
 set (not averaged per video), separately for every (alpha, horizon) cell; the cell's MoC is

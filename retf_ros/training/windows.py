@@ -7,7 +7,7 @@ validation and `retf eval`. The two tasks (docs/training.md):
 - ``stream`` (what the node does): observe the last ``window`` frames ending at frame ``end``
   (frames before the clip start are padding), predict the segments of the next
   ``horizon`` frames as (class, fraction of the horizon).
-- ``protocol`` (method.md section 6): observe the first ``alpha * L`` frames, subsampled to at
+- ``protocol`` (docs/method.md section 6): observe the first ``alpha * L`` frames, subsampled to at
   most ``window`` frames, predict the next ``0.5 * L`` frames as fractions.
 
 Observed frames are left-aligned in the window: oldest observed frame first, padding (index
@@ -22,7 +22,7 @@ import numpy as np
 
 PAD = -1            # index of a padded (non-existent) frame in a window
 IGNORE = -1         # target value the losses skip
-PROTOCOL_FUTURE = 0.5  # beta of method.md section 6: predict the next 0.5 L frames
+PROTOCOL_FUTURE = 0.5  # beta of docs/method.md section 6: predict the next 0.5 L frames
 
 
 def resample_indices(stamps: np.ndarray, fps: float) -> np.ndarray:
