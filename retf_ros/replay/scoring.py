@@ -143,7 +143,7 @@ def protocol_moc(documents: list[dict], clips: list[ClipTruth], classes: list[st
     """
     from retf_ros.training import windows
     from retf_ros.training.evaluate import predicted_frames, task_spec_from_metadata
-    from retf_ros.training.moc import ALPHAS, HORIZONS, MoCAccumulator
+    from retf_ros.training.moc import ALPHAS, HORIZONS, MoCAccumulator, score_future
 
     if metadata.get("task", "stream") != "stream":
         return {"applies": False, "reason": f"checkpoint task {metadata.get('task')!r} is not a streaming task"}
@@ -173,10 +173,7 @@ def protocol_moc(documents: list[dict], clips: list[ClipTruth], classes: list[st
             horizon = float(document["horizon_s"])
             transcript = [(index[a["label"]], (a["end_s"] - a["start_s"]) / horizon, a["confidence"])
                           for a in document["actions"]]
-            prediction = predicted_frames(transcript, spec, longest)
-            for p in HORIZONS:
-                future = labels[observed: observed + windows.future_length(n, p)]
-                accumulator.update(alpha, p, prediction[:len(future)], future)
+            score_future(accumulator, alpha, labels, predicted_frames(transcript, spec, longest))
     if not accumulator.total.any():
         return {"applies": False, "reason": "no clip has a prediction for (nearly) every model frame "
                                             "(frames dropped, or stride > 1)"}
