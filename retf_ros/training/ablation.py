@@ -1,4 +1,4 @@
-"""`retf ablate`: the README ablation table, mean over seeds, on one clip store.
+"""`retf ablate`: the ablation table of docs/training.md, mean over seeds, on one clip store.
 
 Every variant is trained (``OUT/<variant>/seed_<S>``, resumable: finished runs are reused) with
 the same options except what the variant changes, then evaluated on the test part of the split

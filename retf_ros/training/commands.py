@@ -103,7 +103,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calibrate.set_defaults(func=run_calibrate)
 
     ablate = subparsers.add_parser(
-        "ablate", help="the README ablation table on a clip store (mean over seeds)",
+        "ablate", help="the ablation table of docs/training.md on a clip store (mean over seeds)",
         description="Train and evaluate every fusion variant, single modality and exchange ratio for each "
                     "seed; writes ablation.md and ablation.json into --out.")
     ablate.add_argument("--data", required=True, help="clip store directory")
