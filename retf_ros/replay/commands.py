@@ -10,18 +10,31 @@ import argparse
 from pathlib import Path
 
 from retf_ros.bags.distros import DISTROS
+from retf_ros.bags.player import add_distro_argument, build_parser as player_parser
+from retf_ros.bags.recorder import build_parser as recorder_parser
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from retf_ros.bags.player import add_distro_argument, build_parser as player_parser
-    from retf_ros.bags.recorder import build_parser as recorder_parser
-
     bag = subparsers.add_parser("bag", help="ROS 2 bags (MCAP): export clips, play, record, evaluate",
                                 description="ROS 2 bags in MCAP storage, readable by `ros2 bag`, Foxglove "
                                             "and PlotJuggler (layout: docs/replay.md).")
     actions = bag.add_subparsers(dest="bag_command", metavar="ACTION")
     bag.set_defaults(func=lambda args: _usage(bag))
+    _add_export(actions)
+    _add_info(actions)
+    _add_rclpy_action(actions, "play", player_parser, run_play, "arguments for rclpy (e.g. -r __ns:=/robot)",
+                      help="publish a bag through DDS with its original stamps, paced by bag time",
+                      description="Publish a bag's messages as recorded (raw CDR, original header stamps), "
+                                  "paced by bag time. Put ROS arguments (remapping, namespace) after --ros-args.")
+    _add_rclpy_action(actions, "record", recorder_parser, run_record, "arguments for rclpy",
+                      help="record topics to an MCAP bag (raw messages, receive time as log time)",
+                      description="Subscribe to TOPICs (type and QoS taken from their publishers) and write what "
+                                  "arrives to an MCAP bag until Ctrl-C, --duration or --max-messages.")
+    _add_eval(actions)
+    _add_demo(subparsers)
 
+
+def _add_export(actions: argparse._SubParsersAction) -> None:
     export = actions.add_parser("export", help="clip store -> bag with camera, skeleton and ground-truth topics")
     export.add_argument("clipstore", type=Path, metavar="CLIPSTORE")
     export.add_argument("--out", type=Path, required=True, help="bag directory to create")
@@ -38,27 +51,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"write the messages in this ROS 2 distro's ({'|'.join(DISTROS)}) definitions (default: the running distro's)")
     export.set_defaults(func=run_export)
 
+
+def _add_info(actions: argparse._SubParsersAction) -> None:
     info = actions.add_parser("info", help="topics, types, counts and duration of a bag")
     info.add_argument("bag", type=Path, metavar="BAG")
     add_distro_argument(info)
     info.set_defaults(func=run_info)
 
-    play = player_parser(actions.add_parser(
-        "play", help="publish a bag through DDS with its original stamps, paced by bag time",
-        description="Publish a bag's messages as recorded (raw CDR, original header stamps), paced by "
-                    "bag time. Put ROS arguments (remapping, namespace) after --ros-args."))
-    play.add_argument("--ros-args", nargs=argparse.REMAINDER, default=[], dest="ros_args",
-                      help="arguments for rclpy (e.g. -r __ns:=/robot)")
-    play.set_defaults(func=run_play)
 
-    record = recorder_parser(actions.add_parser(
-        "record", help="record topics to an MCAP bag (raw messages, receive time as log time)",
-        description="Subscribe to TOPICs (type and QoS taken from their publishers) and write what "
-                    "arrives to an MCAP bag until Ctrl-C, --duration or --max-messages."))
-    record.add_argument("--ros-args", nargs=argparse.REMAINDER, default=[], dest="ros_args",
-                        help="arguments for rclpy")
-    record.set_defaults(func=run_record)
+def _add_rclpy_action(actions: argparse._SubParsersAction, name: str, build_parser, func, ros_args_help: str,
+                      **texts: str) -> None:
+    """An action that runs an rclpy process (the bag player or recorder) in this one: the
+    options ``build_parser`` adds, then whatever follows --ros-args goes to rclpy."""
+    parser = build_parser(actions.add_parser(name, **texts))
+    parser.add_argument("--ros-args", nargs=argparse.REMAINDER, default=[], dest="ros_args", help=ros_args_help)
+    parser.set_defaults(func=func)
 
+
+def _add_eval(actions: argparse._SubParsersAction) -> None:
     evaluate = actions.add_parser(
         "eval", help="replay a bag through the anticipation runtime and report accuracy, ranks and latency",
         description="Offline (default): the node's runtime on the bag's messages, no DDS, faster than real "
@@ -86,6 +96,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="ROS_DOMAIN_ID of the live run (default: random in 60-99; DDS stays on loopback)")
     evaluate.set_defaults(func=run_eval)
 
+
+def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser(
         "demo", help="replay a synthetic sample bag to the node, print anticipations live, write a report",
         description="Generate (or reuse) a synthetic sample bag, start anticipation_node with "

@@ -20,6 +20,13 @@ TRAIN_OVERRIDES = {  # command-line option -> TrainConfig key (None values are n
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    _add_train(subparsers)
+    _add_eval(subparsers)
+    _add_calibrate(subparsers)
+    _add_ablate(subparsers)
+
+
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
         "train", help="train the R3D/RTF anticipation model on a clip store",
         description="Train on a clip store. Options override the --config YAML (see config/train_synth.yaml). "
@@ -56,6 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "model; class heads rebuilt when the data's classes differ); docs/your-data.md")
     train.set_defaults(func=run_train)
 
+
+def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
         "eval", help="MoC table, effective ranks and streaming accuracy of checkpoints",
         description="Evaluate one or more checkpoints (runs) on a split of a clip store; with several, "
@@ -79,6 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="store the results in the checkpoint's metadata (metrics.test); one checkpoint only")
     evaluate.set_defaults(func=run_eval)
 
+
+def _add_calibrate(subparsers: argparse._SubParsersAction) -> None:
     calibrate = subparsers.add_parser(
         "calibrate", help="a checkpoint's effective-rank distribution on healthy data (the node's erank health)",
         description="Stream a split through the checkpoint as the node does and summarise every window's "
@@ -102,6 +113,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--threads", type=int)
     calibrate.set_defaults(func=run_calibrate)
 
+
+def _add_ablate(subparsers: argparse._SubParsersAction) -> None:
     ablate = subparsers.add_parser(
         "ablate", help="the README ablation table on a clip store (mean over seeds)",
         description="Train and evaluate every fusion variant, single modality and exchange ratio for each "
