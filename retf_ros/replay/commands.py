@@ -12,6 +12,7 @@ from pathlib import Path
 from retf_ros.bags.distros import DISTROS
 from retf_ros.bags.player import add_distro_argument, build_parser as player_parser
 from retf_ros.bags.recorder import build_parser as recorder_parser
+from retf_ros.cli import add_command
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,20 +23,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bag.set_defaults(func=lambda args: _usage(bag))
     _add_export(actions)
     _add_info(actions)
-    _add_rclpy_action(actions, "play", player_parser, run_play, "arguments for rclpy (e.g. -r __ns:=/robot)",
-                      help="publish a bag through DDS with its original stamps, paced by bag time",
-                      description="Publish a bag's messages as recorded (raw CDR, original header stamps), "
-                                  "paced by bag time. Put ROS arguments (remapping, namespace) after --ros-args.")
-    _add_rclpy_action(actions, "record", recorder_parser, run_record, "arguments for rclpy",
-                      help="record topics to an MCAP bag (raw messages, receive time as log time)",
-                      description="Subscribe to TOPICs (type and QoS taken from their publishers) and write what "
-                                  "arrives to an MCAP bag until Ctrl-C, --duration or --max-messages.")
+    play = player_parser(add_command(
+        actions, run_play, "play", help="publish a bag through DDS with its original stamps, paced by bag time",
+        description="Publish a bag's messages as recorded (raw CDR, original header stamps), paced by bag time. "
+                    "Put ROS arguments (remapping, namespace) after --ros-args."))
+    _add_ros_args(play, "arguments for rclpy (e.g. -r __ns:=/robot)")
+    record = recorder_parser(add_command(
+        actions, run_record, "record", help="record topics to an MCAP bag (raw messages, receive time as log time)",
+        description="Subscribe to TOPICs (type and QoS taken from their publishers) and write what arrives to "
+                    "an MCAP bag until Ctrl-C, --duration or --max-messages."))
+    _add_ros_args(record, "arguments for rclpy")
     _add_eval(actions)
     _add_demo(subparsers)
 
 
 def _add_export(actions: argparse._SubParsersAction) -> None:
-    export = actions.add_parser("export", help="clip store -> bag with camera, skeleton and ground-truth topics")
+    export = add_command(actions, run_export, "export",
+                         help="clip store -> bag with camera, skeleton and ground-truth topics")
     export.add_argument("clipstore", type=Path, metavar="CLIPSTORE")
     export.add_argument("--out", type=Path, required=True, help="bag directory to create")
     export.add_argument("--split", default=None, help="split name (default: the store's default split)")
@@ -49,28 +53,24 @@ def _add_export(actions: argparse._SubParsersAction) -> None:
                         help="silence between clips in seconds (default 10: longer than a model window)")
     export.add_argument("--distro", default=None, metavar="DISTRO",
                         help=f"write the messages in this ROS 2 distro's ({'|'.join(DISTROS)}) definitions (default: the running distro's)")
-    export.set_defaults(func=run_export)
 
 
 def _add_info(actions: argparse._SubParsersAction) -> None:
-    info = actions.add_parser("info", help="topics, types, counts and duration of a bag")
+    info = add_command(actions, run_info, "info", help="topics, types, counts and duration of a bag")
     info.add_argument("bag", type=Path, metavar="BAG")
     add_distro_argument(info)
-    info.set_defaults(func=run_info)
 
 
-def _add_rclpy_action(actions: argparse._SubParsersAction, name: str, build_parser, func, ros_args_help: str,
-                      **texts: str) -> None:
-    """An action that runs an rclpy process (the bag player or recorder) in this one: the
-    options ``build_parser`` adds, then whatever follows --ros-args goes to rclpy."""
-    parser = build_parser(actions.add_parser(name, **texts))
-    parser.add_argument("--ros-args", nargs=argparse.REMAINDER, default=[], dest="ros_args", help=ros_args_help)
-    parser.set_defaults(func=func)
+def _add_ros_args(parser: argparse.ArgumentParser, help: str) -> None:
+    """Of an action that runs an rclpy process (the bag player or recorder) in this one:
+    whatever follows --ros-args goes to rclpy."""
+    parser.add_argument("--ros-args", nargs=argparse.REMAINDER, default=[], dest="ros_args", help=help)
 
 
 def _add_eval(actions: argparse._SubParsersAction) -> None:
-    evaluate = actions.add_parser(
-        "eval", help="replay a bag through the anticipation runtime and report accuracy, ranks and latency",
+    evaluate = add_command(
+        actions, run_eval, "eval",
+        help="replay a bag through the anticipation runtime and report accuracy, ranks and latency",
         description="Offline (default): the node's runtime on the bag's messages, no DDS, faster than real "
                     "time. --live: the real anticipation_node and the bag player over DDS (loopback). "
                     "Writes report.json and report.html (with plots) into --report.")
@@ -94,12 +94,12 @@ def _add_eval(actions: argparse._SubParsersAction) -> None:
     add_distro_argument(evaluate)
     evaluate.add_argument("--domain-id", type=int, default=None, metavar="N",
                           help="ROS_DOMAIN_ID of the live run (default: random in 60-99; DDS stays on loopback)")
-    evaluate.set_defaults(func=run_eval)
 
 
 def _add_demo(subparsers: argparse._SubParsersAction) -> None:
-    demo = subparsers.add_parser(
-        "demo", help="replay a synthetic sample bag to the node, print anticipations live, write a report",
+    demo = add_command(
+        subparsers, run_demo, "demo",
+        help="replay a synthetic sample bag to the node, print anticipations live, write a report",
         description="Generate (or reuse) a synthetic sample bag, start anticipation_node with "
                     "config/anticipation.yaml and the shipped checkpoint, replay the bag through DDS on "
                     "loopback, print each anticipation, then replay it offline and write a report.")
@@ -122,7 +122,6 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
                       help="with --pose: organised .pcd frame (default five_people.pcd in ../shared/data or "
                            "$RETF_SHARED_DATA)")
     demo.add_argument("--duration", type=float, default=20.0, metavar="S", help="with --pose: seconds to run")
-    demo.set_defaults(func=run_demo)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
