@@ -21,8 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                             "and PlotJuggler (layout: docs/replay.md).")
     actions = bag.add_subparsers(dest="bag_command", metavar="ACTION")
     bag.set_defaults(func=lambda args: _usage(bag))
-    _add_export(actions)
-    _add_info(actions)
+    _export_options(add_command(actions, run_export, "export",
+                                help="clip store -> bag with camera, skeleton and ground-truth topics"))
+    _info_options(add_command(actions, run_info, "info", help="topics, types, counts and duration of a bag"))
     play = player_parser(add_command(
         actions, run_play, "play", help="publish a bag through DDS with its original stamps, paced by bag time",
         description="Publish a bag's messages as recorded (raw CDR, original header stamps), paced by bag time. "
@@ -33,13 +34,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Subscribe to TOPICs (type and QoS taken from their publishers) and write what arrives to "
                     "an MCAP bag until Ctrl-C, --duration or --max-messages."))
     _add_ros_args(record, "arguments for rclpy")
-    _add_eval(actions)
-    _add_demo(subparsers)
+    _eval_options(add_command(
+        actions, run_eval, "eval",
+        help="replay a bag through the anticipation runtime and report accuracy, ranks and latency",
+        description="Offline (default): the node's runtime on the bag's messages, no DDS, faster than real "
+                    "time. --live: the real anticipation_node and the bag player over DDS (loopback). "
+                    "Writes report.json and report.html (with plots) into --report."))
+    _demo_options(add_command(
+        subparsers, run_demo, "demo",
+        help="replay a synthetic sample bag to the node, print anticipations live, write a report",
+        description="Generate (or reuse) a synthetic sample bag, start anticipation_node with "
+                    "config/anticipation.yaml and the shipped checkpoint, replay the bag through DDS on "
+                    "loopback, print each anticipation, then replay it offline and write a report."))
 
 
-def _add_export(actions: argparse._SubParsersAction) -> None:
-    export = add_command(actions, run_export, "export",
-                         help="clip store -> bag with camera, skeleton and ground-truth topics")
+def _export_options(export: argparse.ArgumentParser) -> None:
     export.add_argument("clipstore", type=Path, metavar="CLIPSTORE")
     export.add_argument("--out", type=Path, required=True, help="bag directory to create")
     export.add_argument("--split", default=None, help="split name (default: the store's default split)")
@@ -55,8 +64,7 @@ def _add_export(actions: argparse._SubParsersAction) -> None:
                         help=f"write the messages in this ROS 2 distro's ({'|'.join(DISTROS)}) definitions (default: the running distro's)")
 
 
-def _add_info(actions: argparse._SubParsersAction) -> None:
-    info = add_command(actions, run_info, "info", help="topics, types, counts and duration of a bag")
+def _info_options(info: argparse.ArgumentParser) -> None:
     info.add_argument("bag", type=Path, metavar="BAG")
     add_distro_argument(info)
 
@@ -67,13 +75,7 @@ def _add_ros_args(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--ros-args", nargs=argparse.REMAINDER, default=[], dest="ros_args", help=help)
 
 
-def _add_eval(actions: argparse._SubParsersAction) -> None:
-    evaluate = add_command(
-        actions, run_eval, "eval",
-        help="replay a bag through the anticipation runtime and report accuracy, ranks and latency",
-        description="Offline (default): the node's runtime on the bag's messages, no DDS, faster than real "
-                    "time. --live: the real anticipation_node and the bag player over DDS (loopback). "
-                    "Writes report.json and report.html (with plots) into --report.")
+def _eval_options(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument("bag", type=Path, metavar="BAG")
     evaluate.add_argument("--checkpoint", type=Path, required=True,
                           help="checkpoint: run directory, NAME, NAME.safetensors or NAME.json")
@@ -96,13 +98,7 @@ def _add_eval(actions: argparse._SubParsersAction) -> None:
                           help="ROS_DOMAIN_ID of the live run (default: random in 60-99; DDS stays on loopback)")
 
 
-def _add_demo(subparsers: argparse._SubParsersAction) -> None:
-    demo = add_command(
-        subparsers, run_demo, "demo",
-        help="replay a synthetic sample bag to the node, print anticipations live, write a report",
-        description="Generate (or reuse) a synthetic sample bag, start anticipation_node with "
-                    "config/anticipation.yaml and the shipped checkpoint, replay the bag through DDS on "
-                    "loopback, print each anticipation, then replay it offline and write a report.")
+def _demo_options(demo: argparse.ArgumentParser) -> None:
     demo.add_argument("--checkpoint", type=Path, default=None, help="checkpoint (default: the shipped demo one)")
     demo.add_argument("--cache", type=Path, default=None, metavar="DIR",
                       help="where the sample bag and reports go (default .cache/demo in the checkout)")
