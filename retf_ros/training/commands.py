@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "metadata (retf train does this for its best checkpoint on the validation split); the node's "
                     "erank thresholds default to it. --input measures a faulty modality against those thresholds."))
     _ablate_options(add_command(
-        subparsers, run_ablate, "ablate", help="the README ablation table on a clip store (mean over seeds)",
+        subparsers, run_ablate, "ablate", help="the ablation table of docs/training.md on a clip store (mean over seeds)",
         description="Train and evaluate every fusion variant, single modality and exchange ratio for each "
                     "seed; writes ablation.md and ablation.json into --out."))
 
