@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
 
 from retf_ros import __version__
 from retf_ros.errors import RetfError
@@ -19,6 +20,14 @@ COMMAND_MODULES = (
     "retf_ros.training.commands",  # train, eval, ablate
     "retf_ros.replay.commands",    # bag export|play|record|eval, demo
 )
+
+
+def add_command(subparsers: argparse._SubParsersAction, run: Callable[[argparse.Namespace], int], name: str, *,
+                help: str, description: str | None = None) -> argparse.ArgumentParser:
+    """The parser of subcommand ``name``, to add its options to; :func:`main` calls ``run(args)``."""
+    parser = subparsers.add_parser(name, help=help, description=description)
+    parser.set_defaults(func=run)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -130,6 +130,18 @@ def tiny_clip_store(tmp_path_factory):
     return write_tiny_clip_store(tmp_path_factory.mktemp("tiny_store"))
 
 
+# Training options for the tiny clip store: a model that trains on it in seconds on one thread.
+# Tests add what they vary (epochs, samples_per_clip, batch_size).
+TINY_TRAIN_YAML = """\
+fps: 5.0
+window: 8
+horizon_s: 2.0
+threads: 1
+model: {dim: 32, heads: 4, fusion_heads: 4, image_size: [8, 10], max_frames: 8, num_queries: 4,
+        encoder_layers: 1, ffn_mult: 2}
+"""
+
+
 # --- node integration tests: one node + camera + probe shared by a test module ---
 
 @pytest.fixture(scope="module")

@@ -79,15 +79,32 @@ def _world(seq, joints_cam):
     return joints_cam @ seq.camera.rotation + seq.camera.centre
 
 
+def _branch_pair(cue: str):
+    """The same sequence with its first cycle's ``cue`` branch forced true and false, the time the
+    cue is revealed and the frames before it."""
+    true = generate_sequence(seed=3, index=0, duration_s=SHORT, force={(0, cue): True})
+    false = generate_sequence(seed=3, index=0, duration_s=SHORT, force={(0, cue): False})
+    reveal = true.plan.cycles[0].reveal_s[cue]
+    return true, false, reveal, _frames_before(true, reveal)
+
+
+def _assert_same_before(true, false, before, arrays: tuple[str, ...]) -> None:
+    for name in arrays:
+        np.testing.assert_array_equal(getattr(true.clip, name)[before], getattr(false.clip, name)[before],
+                                      err_msg=name)
+
+
+def _assert_only_the_true_branch_does(true, false, action: str) -> None:
+    """The outcome follows the cue: ``action`` happens in the first cycle of the true branch only."""
+    cycle0 = true.clip.stamps < true.plan.cycles[0].end_s
+    class_id = grammar.CLASS_ID[action]
+    assert (true.clip.labels[cycle0] == class_id).any() and not (false.clip.labels[cycle0] == class_id).any()
+
+
 def test_colour_cue_is_only_in_rgb():
-    red = generate_sequence(seed=3, index=0, duration_s=SHORT, force={(0, "colour"): True})
-    blue = generate_sequence(seed=3, index=0, duration_s=SHORT, force={(0, "colour"): False})
-    reveal = red.plan.cycles[0].reveal_s["colour"]
+    red, blue, reveal, before = _branch_pair("colour")
     assert reveal == blue.plan.cycles[0].reveal_s["colour"] and reveal > 2.0
-    before = _frames_before(red, reveal)
-    np.testing.assert_array_equal(red.clip.depth[before], blue.clip.depth[before])
-    np.testing.assert_array_equal(red.clip.skeleton[before], blue.clip.skeleton[before])
-    np.testing.assert_array_equal(red.clip.labels[before], blue.clip.labels[before])
+    _assert_same_before(red, blue, before, ("depth", "skeleton", "labels"))
     assert not np.array_equal(red.clip.rgb[before], blue.clip.rgb[before])
     # The part's pixel is red / blue in RGB while the branch is still ahead.
     frames = np.flatnonzero(before & red.part_visible)
@@ -97,19 +114,13 @@ def test_colour_cue_is_only_in_rgb():
     assert np.median(r_px[:, 0] - r_px[:, 2]) > 60
     assert np.median(b_px[:, 2] - b_px[:, 0]) > 60
     # ... and the outcome follows: red parts get screwed, blue ones do not.
-    cycle0 = red.clip.stamps < red.plan.cycles[0].end_s
-    screw = grammar.CLASS_ID["screw"]
-    assert (red.clip.labels[cycle0] == screw).any() and not (blue.clip.labels[cycle0] == screw).any()
+    _assert_only_the_true_branch_does(red, blue, "screw")
 
 
 def test_tray_cue_is_only_in_depth():
-    near = generate_sequence(seed=3, index=0, duration_s=SHORT, force={(0, "tray"): True})
-    far = generate_sequence(seed=3, index=0, duration_s=SHORT, force={(0, "tray"): False})
-    reveal = near.plan.cycles[0].reveal_s["tray"]
-    before = _frames_before(near, reveal)
+    near, far, reveal, before = _branch_pair("tray")
     assert reveal > 4.0
-    np.testing.assert_array_equal(near.clip.rgb[before], far.clip.rgb[before])
-    np.testing.assert_array_equal(near.clip.skeleton[before], far.clip.skeleton[before])
+    _assert_same_before(near, far, before, ("rgb", "skeleton"))
     # Depth inside the tray's image rectangle is the near or the far distance.
     lo = np.ceil(near.tray.corners.min(0)).astype(int) + 1
     hi = np.floor(near.tray.corners.max(0)).astype(int) - 1
@@ -118,9 +129,7 @@ def test_tray_cue_is_only_in_depth():
     assert abs(np.median(patch_near[patch_near > 0]) - 1000 * near.tray.z_near) < 10
     assert abs(np.median(patch_far[patch_far > 0]) - 1000 * near.tray.z_far) < 15
     assert near.tray.z_far - near.tray.z_near > 0.3
-    cycle0 = near.clip.stamps < near.plan.cycles[0].end_s
-    hand_over = grammar.CLASS_ID["hand_over"]
-    assert (near.clip.labels[cycle0] == hand_over).any() and not (far.clip.labels[cycle0] == hand_over).any()
+    _assert_only_the_true_branch_does(near, far, "hand_over")
 
 
 @pytest.mark.parametrize("size", [(160, 120), (64, 48)], ids=lambda size: f"{size[0]}x{size[1]}")
@@ -139,13 +148,9 @@ def test_a_fixed_3x3_core_of_the_model_grid_shows_the_tray_distance_in_every_seq
 
 
 def test_gesture_cue_is_only_in_the_skeleton():
-    up = generate_sequence(seed=3, index=0, duration_s=SHORT, force={(0, "gesture"): True})
-    flat = generate_sequence(seed=3, index=0, duration_s=SHORT, force={(0, "gesture"): False})
-    reveal = up.plan.cycles[0].reveal_s["gesture"]
-    before = _frames_before(up, reveal)
+    up, flat, reveal, before = _branch_pair("gesture")
     assert reveal > 3.0
-    np.testing.assert_array_equal(up.clip.rgb[before], flat.clip.rgb[before])
-    np.testing.assert_array_equal(up.clip.depth[before], flat.clip.depth[before])
+    _assert_same_before(up, flat, before, ("rgb", "depth"))
     J = joint_index()
     lift_up = _thumb_lift(up, before, J)
     lift_flat = _thumb_lift(flat, before, J)
@@ -153,9 +158,7 @@ def test_gesture_cue_is_only_in_the_skeleton():
     # Only the hand-tip and thumb joints carry it.
     others = [i for i in range(25) if i not in (J["thumb_left"], J["hand_tip_left"])]
     np.testing.assert_array_equal(up.clip.skeleton[before][:, others], flat.clip.skeleton[before][:, others])
-    cycle0 = up.clip.stamps < up.plan.cycles[0].end_s
-    inspect = grammar.CLASS_ID["inspect"]
-    assert (up.clip.labels[cycle0] == inspect).any() and not (flat.clip.labels[cycle0] == inspect).any()
+    _assert_only_the_true_branch_does(up, flat, "inspect")
 
 
 def _thumb_lift(seq, frames, J) -> np.ndarray:

@@ -8,20 +8,13 @@ import shutil
 
 import pytest
 
+from conftest import TINY_TRAIN_YAML
+
 from retf_ros.errors import RetfError
 from retf_ros.training.ablation import VARIANT_NAMES, render_markdown, requirement_checks, run_ablation
 from retf_ros.training.prior import prior_report
 
-TINY_CONFIG = """\
-fps: 5.0
-window: 8
-horizon_s: 2.0
-epochs: 1
-samples_per_clip: 4
-threads: 1
-model: {dim: 32, heads: 4, fusion_heads: 4, image_size: [8, 10], max_frames: 8, num_queries: 4,
-        encoder_layers: 1, ffn_mult: 2}
-"""
+TINY_CONFIG = TINY_TRAIN_YAML + "epochs: 1\nsamples_per_clip: 4\n"
 
 
 def test_ablation_trains_evaluates_and_writes_the_table(tiny_clip_store, tmp_path):

@@ -14,21 +14,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import TINY_TRAIN_YAML
+
 from retf_ros.checkpoint import load_checkpoint
 from retf_ros.training.config import load_config
 from retf_ros.training.trainer import Trainer
 
-TINY_CONFIG = """\
-fps: 5.0
-window: 8
-horizon_s: 2.0
-epochs: 4
-samples_per_clip: 8
-batch_size: 8
-threads: 1
-model: {dim: 32, heads: 4, fusion_heads: 4, image_size: [8, 10], max_frames: 8, num_queries: 4,
-        encoder_layers: 1, ffn_mult: 2}
-"""
+TINY_CONFIG = TINY_TRAIN_YAML + "epochs: 4\nsamples_per_clip: 8\nbatch_size: 8\n"
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,15 @@ import os
 import sys
 from pathlib import Path
 
+from retf_ros.cli import add_command
 from retf_ros.errors import RetfError
 
 DEFAULT_SEQUENCES = 60
 
 
 def register(subparsers) -> None:
-    synth = subparsers.add_parser(
-        "synth", help="generate the synthetic RGB-D + skeleton assembly dataset (clip store)",
+    synth = add_command(
+        subparsers, run_synth, "synth", help="generate the synthetic RGB-D + skeleton assembly dataset (clip store)",
         description="Generate the synthetic human-robot-collaboration activity dataset "
                     "(docs/data.md), or with --preview draw a contact sheet of one sequence.")
     synth.add_argument("--out", type=Path, metavar="DIR", help="clip store directory to write")
@@ -32,12 +33,11 @@ def register(subparsers) -> None:
                        help="processes rendering in parallel (default 0: one per CPU core, at most 4)")
     synth.add_argument("--preview", type=Path, metavar="OUT.png",
                        help="write a contact sheet of sequence 0 of --seed instead of a dataset")
-    synth.set_defaults(func=run_synth)
 
     data = subparsers.add_parser("data", help="dataset tools")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
-    imp = data_sub.add_parser(
-        "import", help="convert a public dataset or your own ROS 2 bags into a clip store",
+    imp = add_command(
+        data_sub, run_import, "import", help="convert a public dataset or your own ROS 2 bags into a clip store",
         description="Import UTKinect-Action3D, NTU RGB+D or a FUTR/R3D feature folder into a clip "
                     "store (formats: docs/data.md), or with `bag BAG [BAG ...]` one recording of your "
                     "own (its bags merged by time) with its labels (docs/your-data.md).")
@@ -50,7 +50,6 @@ def register(subparsers) -> None:
     imp.add_argument("--image-width", type=int, default=160,
                      help="NTU depth/RGB frames are resized to this width, aspect kept (default 160)")
     _bag_import_arguments(imp.add_argument_group("bag import (dataset bag)"))
-    imp.set_defaults(func=run_import)
     data.set_defaults(func=lambda args: _usage(data))
 
 

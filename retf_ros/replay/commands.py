@@ -10,19 +10,45 @@ import argparse
 from pathlib import Path
 
 from retf_ros.bags.distros import DISTROS
+from retf_ros.bags.player import add_distro_argument, build_parser as player_parser
+from retf_ros.bags.recorder import build_parser as recorder_parser
+from retf_ros.cli import add_command
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from retf_ros.bags.player import add_distro_argument, build_parser as player_parser
-    from retf_ros.bags.recorder import build_parser as recorder_parser
-
     bag = subparsers.add_parser("bag", help="ROS 2 bags (MCAP): export clips, play, record, evaluate",
                                 description="ROS 2 bags in MCAP storage, readable by `ros2 bag`, Foxglove "
                                             "and PlotJuggler (layout: docs/replay.md).")
     actions = bag.add_subparsers(dest="bag_command", metavar="ACTION")
     bag.set_defaults(func=lambda args: _usage(bag))
+    _export_options(add_command(actions, run_export, "export",
+                                help="clip store -> bag with camera, skeleton and ground-truth topics"))
+    _info_options(add_command(actions, run_info, "info", help="topics, types, counts and duration of a bag"))
+    play = player_parser(add_command(
+        actions, run_play, "play", help="publish a bag through DDS with its original stamps, paced by bag time",
+        description="Publish a bag's messages as recorded (raw CDR, original header stamps), paced by bag time. "
+                    "Put ROS arguments (remapping, namespace) after --ros-args."))
+    _add_ros_args(play, "arguments for rclpy (e.g. -r __ns:=/robot)")
+    record = recorder_parser(add_command(
+        actions, run_record, "record", help="record topics to an MCAP bag (raw messages, receive time as log time)",
+        description="Subscribe to TOPICs (type and QoS taken from their publishers) and write what arrives to "
+                    "an MCAP bag until Ctrl-C, --duration or --max-messages."))
+    _add_ros_args(record, "arguments for rclpy")
+    _eval_options(add_command(
+        actions, run_eval, "eval",
+        help="replay a bag through the anticipation runtime and report accuracy, ranks and latency",
+        description="Offline (default): the node's runtime on the bag's messages, no DDS, faster than real "
+                    "time. --live: the real anticipation_node and the bag player over DDS (loopback). "
+                    "Writes report.json and report.html (with plots) into --report."))
+    _demo_options(add_command(
+        subparsers, run_demo, "demo",
+        help="replay a synthetic sample bag to the node, print anticipations live, write a report",
+        description="Generate (or reuse) a synthetic sample bag, start anticipation_node with "
+                    "config/anticipation.yaml and the shipped checkpoint, replay the bag through DDS on "
+                    "loopback, print each anticipation, then replay it offline and write a report."))
 
-    export = actions.add_parser("export", help="clip store -> bag with camera, skeleton and ground-truth topics")
+
+def _export_options(export: argparse.ArgumentParser) -> None:
     export.add_argument("clipstore", type=Path, metavar="CLIPSTORE")
     export.add_argument("--out", type=Path, required=True, help="bag directory to create")
     export.add_argument("--split", default=None, help="split name (default: the store's default split)")
@@ -36,34 +62,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="silence between clips in seconds (default 10: longer than a model window)")
     export.add_argument("--distro", default=None, metavar="DISTRO",
                         help=f"write the messages in this ROS 2 distro's ({'|'.join(DISTROS)}) definitions (default: the running distro's)")
-    export.set_defaults(func=run_export)
 
-    info = actions.add_parser("info", help="topics, types, counts and duration of a bag")
+
+def _info_options(info: argparse.ArgumentParser) -> None:
     info.add_argument("bag", type=Path, metavar="BAG")
     add_distro_argument(info)
-    info.set_defaults(func=run_info)
 
-    play = player_parser(actions.add_parser(
-        "play", help="publish a bag through DDS with its original stamps, paced by bag time",
-        description="Publish a bag's messages as recorded (raw CDR, original header stamps), paced by "
-                    "bag time. Put ROS arguments (remapping, namespace) after --ros-args."))
-    play.add_argument("--ros-args", nargs=argparse.REMAINDER, default=[], dest="ros_args",
-                      help="arguments for rclpy (e.g. -r __ns:=/robot)")
-    play.set_defaults(func=run_play)
 
-    record = recorder_parser(actions.add_parser(
-        "record", help="record topics to an MCAP bag (raw messages, receive time as log time)",
-        description="Subscribe to TOPICs (type and QoS taken from their publishers) and write what "
-                    "arrives to an MCAP bag until Ctrl-C, --duration or --max-messages."))
-    record.add_argument("--ros-args", nargs=argparse.REMAINDER, default=[], dest="ros_args",
-                        help="arguments for rclpy")
-    record.set_defaults(func=run_record)
+def _add_ros_args(parser: argparse.ArgumentParser, help: str) -> None:
+    """Of an action that runs an rclpy process (the bag player or recorder) in this one:
+    whatever follows --ros-args goes to rclpy."""
+    parser.add_argument("--ros-args", nargs=argparse.REMAINDER, default=[], dest="ros_args", help=help)
 
-    evaluate = actions.add_parser(
-        "eval", help="replay a bag through the anticipation runtime and report accuracy, ranks and latency",
-        description="Offline (default): the node's runtime on the bag's messages, no DDS, faster than real "
-                    "time. --live: the real anticipation_node and the bag player over DDS (loopback). "
-                    "Writes report.json and report.html (with plots) into --report.")
+
+def _eval_options(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument("bag", type=Path, metavar="BAG")
     evaluate.add_argument("--checkpoint", type=Path, required=True,
                           help="checkpoint: run directory, NAME, NAME.safetensors or NAME.json")
@@ -84,13 +96,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_distro_argument(evaluate)
     evaluate.add_argument("--domain-id", type=int, default=None, metavar="N",
                           help="ROS_DOMAIN_ID of the live run (default: random in 60-99; DDS stays on loopback)")
-    evaluate.set_defaults(func=run_eval)
 
-    demo = subparsers.add_parser(
-        "demo", help="replay a synthetic sample bag to the node, print anticipations live, write a report",
-        description="Generate (or reuse) a synthetic sample bag, start anticipation_node with "
-                    "config/anticipation.yaml and the shipped checkpoint, replay the bag through DDS on "
-                    "loopback, print each anticipation, then replay it offline and write a report.")
+
+def _demo_options(demo: argparse.ArgumentParser) -> None:
     demo.add_argument("--checkpoint", type=Path, default=None, help="checkpoint (default: the shipped demo one)")
     demo.add_argument("--cache", type=Path, default=None, metavar="DIR",
                       help="where the sample bag and reports go (default .cache/demo in the checkout)")
@@ -110,7 +118,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="with --pose: organised .pcd frame (default five_people.pcd in ../shared/data or "
                            "$RETF_SHARED_DATA)")
     demo.add_argument("--duration", type=float, default=20.0, metavar="S", help="with --pose: seconds to run")
-    demo.set_defaults(func=run_demo)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retf_ros.errors import RetfError
-from retf_ros.bags.frames import resolve_topics
+from retf_ros.bags.frames import FrameStream, resolve_topics
 from retf_ros.bags.bagio import BagReader
 from retf_ros.bags.conventions import RGB_COMPRESSED_TOPIC, ModalityTopics
 from retf_ros.replay.offline import ReplayRun
@@ -31,6 +31,7 @@ from retf_ros.replay.offline import ReplayRun
 NODE_NAME = "anticipation_node"
 ECHO_PREFIX = "echo "
 DIAGNOSTICS_TOPIC = "/diagnostics"
+OUTPUT_TOPIC = f"/{NODE_NAME}/anticipation"
 
 
 @dataclass(frozen=True)
@@ -88,11 +89,55 @@ def run_live(bag: str | Path, checkpoint: str | Path, work_dir: Path, options: L
 
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    plan = _plan(bag, checkpoint, work_dir, options, model_modalities)
+    env = environment_for(loopback_environment(plan.domain, work_dir / "ros_log"))
+    processes = []
+    started = time.perf_counter()
+    try:
+        node = start(NODE_NAME, node_argv(options.params_file, plan.overrides, remaps=plan.remaps), env, work_dir)
+        processes.append(node)
+        recorder = start("recorder", [sys.executable, "-m", "retf_ros.bags.recorder", OUTPUT_TOPIC,
+                                      DIAGNOSTICS_TOPIC, "--out", str(plan.recorded), "--echo"], env, work_dir)
+        processes.append(recorder)
+        watch = _NodeWatch(node, recorder, on_document)
+        try:
+            wait_for(lambda: watch.node_alive() and "recorder ready" in recorder.log(), options.startup_timeout_s,
+                     "the node's anticipation publisher")
+        except TimeoutError as exc:
+            raise RetfError(f"{exc}; last lines of {node.log_path}:\n{_log_tail(node)}") from None
+        player = start("player", _player_argv(bag, plan, options), env, work_dir)
+        processes.append(player)
+        watch.follow(player)
+        watch.drain(options.drain_s)
+        recorder.stop()
+        watch.collect()
+        node.stop()
+    finally:
+        for process in processes:
+            process.stop()
+        remove_stale_shm_segments()
+    return _replay_run(plan, work_dir, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the three processes are started with, from the bag, the checkpoint and the options.
+    ``stream``: the bag's topics per modality and notes about them;
+    ``remaps``: the node's standard relative input names -> the bag's topics."""
+
+    stream: FrameStream
+    play_topics: list[str]
+    domain: int
+    overrides: dict
+    remaps: dict[str, str]
+    recorded: Path
+    publish_log: Path
+
+
+def _plan(bag: str | Path, checkpoint: str | Path, work_dir: Path, options: LiveOptions,
+          model_modalities: tuple[str, ...] | None) -> _Plan:
     reader = BagReader(bag, distro=options.distro)
     stream = resolve_topics(reader, model_modalities or ("rgb", "depth", "skeleton"), options.topics)
-    play_topics = sorted(stream.modality_topics.values())
-    domain = options.domain_id if options.domain_id is not None else random.randint(60, 99)
-    env = environment_for(loopback_environment(domain, work_dir / "ros_log"))
     overrides = {"checkpoint": str(Path(checkpoint).resolve()), "use_sim_time": True, **options.overrides}
     compressed = stream.modality_topics.get("rgb") not in (None, options.topics.rgb.lstrip("/"))
     if compressed:
@@ -101,99 +146,106 @@ def run_live(bag: str | Path, checkpoint: str | Path, work_dir: Path, options: L
     standard = ModalityTopics().by_modality()
     remaps = {(RGB_COMPRESSED_TOPIC if m == "rgb" and compressed else standard[m]): "/" + topic
               for m, topic in stream.modality_topics.items()}
-    output_topic = f"/{NODE_NAME}/anticipation"
     recorded = work_dir / "live_outputs"
     if recorded.exists():
         raise RetfError(f"{recorded} exists already; use an empty --report directory")
-    publish_log = work_dir / "published.jsonl"
-    processes = []
-    echoed: list[dict] = []  # documents as the recorder echoes them (live printing, liveness)
-    started = time.perf_counter()
-    try:
-        node = start("anticipation_node", node_argv(options.params_file, overrides, remaps=remaps), env, work_dir)
-        processes.append(node)
-        recorder = start("recorder", [sys.executable, "-m", "retf_ros.bags.recorder", output_topic,
-                                      DIAGNOSTICS_TOPIC, "--out", str(recorded), "--echo"], env, work_dir)
-        processes.append(recorder)
-        tail = _LineTail(recorder.log_path)
+    return _Plan(stream=stream, play_topics=sorted(stream.modality_topics.values()),
+                 domain=options.domain_id if options.domain_id is not None else random.randint(60, 99),
+                 overrides=overrides, remaps=remaps, recorded=recorded, publish_log=work_dir / "published.jsonl")
 
-        def collect() -> None:
-            for line in tail.lines():
-                if line.startswith(f"{ECHO_PREFIX}{output_topic} "):
-                    document = json.loads(line[len(ECHO_PREFIX) + len(output_topic) + 1:])
-                    echoed.append(document)
-                    if on_document is not None:
-                        on_document(document)
 
-        def node_alive() -> bool:
-            if not node.alive():
-                raise RetfError(f"anticipation_node exited with status {node.popen.returncode} before the replay "
-                                f"ended; last lines of {node.log_path}:\n{_log_tail(node)}")
-            errors = [line for line in node.log().splitlines() if "[ERROR]" in line]
-            if errors and not echoed:
-                raise RetfError(f"anticipation_node reported an error before its first anticipation: {errors[0]} "
-                                f"(log: {node.log_path})")
-            return True
+def _player_argv(bag: str | Path, plan: _Plan, options: LiveOptions) -> list[str]:
+    return [sys.executable, "-m", "retf_ros.bags.player", str(bag), "--topics", *plan.play_topics,
+            "--clock", "--rate", str(options.rate), "--max-idle", str(options.max_idle_s),
+            "--wait-for-subscribers", str(options.subscriber_timeout_s), "--publish-log", str(plan.publish_log),
+            *(("--distro", options.distro) if options.distro else ())]
 
-        try:
-            wait_for(lambda: node_alive() and "recorder ready" in recorder.log(), options.startup_timeout_s,
-                     "the node's anticipation publisher")
-        except TimeoutError as exc:
-            raise RetfError(f"{exc}; last lines of {node.log_path}:\n{_log_tail(node)}") from None
-        player = start("player", [sys.executable, "-m", "retf_ros.bags.player", str(bag), "--topics", *play_topics,
-                                  "--clock", "--rate", str(options.rate), "--max-idle", str(options.max_idle_s),
-                                  "--wait-for-subscribers", str(options.subscriber_timeout_s),
-                                  "--publish-log", str(publish_log),
-                                  *(("--distro", options.distro) if options.distro else ())], env, work_dir)
-        processes.append(player)
+
+class _NodeWatch:
+    """The node and the recorder while the bag plays: gathers the documents the recorder echoes
+    (live printing, liveness) and fails fast when the node dies or logs an error before its
+    first anticipation."""
+
+    def __init__(self, node, recorder, on_document: Callable[[dict], None] | None):
+        self.node = node
+        self.tail = _LineTail(recorder.log_path)
+        self.on_document = on_document
+        self.echoed: list[dict] = []
+
+    def collect(self) -> None:
+        for line in self.tail.lines():
+            if line.startswith(f"{ECHO_PREFIX}{OUTPUT_TOPIC} "):
+                document = json.loads(line[len(ECHO_PREFIX) + len(OUTPUT_TOPIC) + 1:])
+                self.echoed.append(document)
+                if self.on_document is not None:
+                    self.on_document(document)
+
+    def node_alive(self) -> bool:
+        """True, or RetfError with the node's last log lines."""
+        node = self.node
+        if not node.alive():
+            raise RetfError(f"anticipation_node exited with status {node.popen.returncode} before the replay "
+                            f"ended; last lines of {node.log_path}:\n{_log_tail(node)}")
+        errors = [line for line in node.log().splitlines() if "[ERROR]" in line]
+        if errors and not self.echoed:
+            raise RetfError(f"anticipation_node reported an error before its first anticipation: {errors[0]} "
+                            f"(log: {node.log_path})")
+        return True
+
+    def follow(self, player) -> None:
+        """Until the player ends; RetfError when it fails."""
         while player.alive():
-            node_alive()
-            collect()
+            self.node_alive()
+            self.collect()
             time.sleep(0.05)
         if player.popen.returncode != 0:
             raise RetfError(f"the bag player failed (status {player.popen.returncode}); last lines of "
                             f"{player.log_path}:\n{_log_tail(player)}")
-        last_count, quiet_since = len(echoed), time.monotonic()
-        while time.monotonic() - quiet_since < options.drain_s:
-            node_alive()
-            collect()
-            if len(echoed) != last_count:
-                last_count, quiet_since = len(echoed), time.monotonic()
+
+    def drain(self, quiet_s: float) -> None:
+        """Until no document arrived for ``quiet_s`` (the node's last outputs)."""
+        last_count, quiet_since = len(self.echoed), time.monotonic()
+        while time.monotonic() - quiet_since < quiet_s:
+            self.node_alive()
+            self.collect()
+            if len(self.echoed) != last_count:
+                last_count, quiet_since = len(self.echoed), time.monotonic()
             time.sleep(0.05)
-        recorder.stop()
-        collect()
-        node.stop()
-    finally:
-        for process in processes:
-            process.stop()
-        remove_stale_shm_segments()
-    wall_s = time.perf_counter() - started
-    # The recording is the authoritative record: each document with the recorder's receive time.
-    recording = BagReader(recorded)
-    received = [(m.log_ns, json.loads(recording.deserialize(m).data)) for m in recording.messages([output_topic])]
-    documents, receive_ns = [d for _, d in received], [t for t, _ in received]
-    if not documents:
+
+
+def _replay_run(plan: _Plan, work_dir: Path, wall_s: float) -> ReplayRun:
+    """The run from the recording, the authoritative record: each document with the recorder's
+    receive time, in stamp order, with the end-to-end latencies."""
+    recording = BagReader(plan.recorded)
+    received = [(m.log_ns, json.loads(recording.deserialize(m).data)) for m in recording.messages([OUTPUT_TOPIC])]
+    if not received:
         player_log = (work_dir / "player.log").read_text(errors="replace").strip()
-        raise RetfError(f"the node published no anticipation while the bag played (topics {', '.join(play_topics)}); "
-                        f"player: {player_log or 'no output'}; see {work_dir / 'anticipation_node.log'}")
-    published = _publish_times(publish_log, set(play_topics))
-    topic_of = stream.modality_topics
+        raise RetfError(f"the node published no anticipation while the bag played (topics "
+                        f"{', '.join(plan.play_topics)}); player: {player_log or 'no output'}; "
+                        f"see {work_dir / 'anticipation_node.log'}")
+    published = _publish_times(plan.publish_log, set(plan.play_topics))
+    documents = [document for _, document in received]
+    counters = {"frames_published": len(published), "predictions": len(documents),
+                **_last_node_counters(plan.recorded)}
+    notes = list(plan.stream.notes) + [f"node outputs recorded in {plan.recorded}",
+                                       f"DDS domain {plan.domain}, loopback only; process logs in {work_dir}"]
+    return ReplayRun("live", sorted(documents, key=_stamp_ns), len(published), wall_s, _device(work_dir),
+                     counters, notes, _end_to_end_ms(received, published, plan.stream.modality_topics))
+
+
+def _end_to_end_ms(received: list[tuple[int, dict]], published: dict[int, dict[str, int]],
+                   topic_of: dict[str, str]) -> list[float]:
+    """Per document (receive ns, document): receive time - publication of the newest input the
+    node used (the frame's messages of the modalities it had, "ok"); documents whose frame was
+    not published (or used nothing) have none."""
     end_to_end = []
-    for document, received in zip(documents, receive_ns):
-        # The newest input the node used: the frame's messages of the modalities it had ("ok").
+    for receive_ns, document in received:
         sent = published.get(_stamp_ns(document), {})
         used = [sent[topic_of[m]] for m, state in document["modalities"].items()
                 if state == "ok" and topic_of.get(m) in sent]
         if used:
-            end_to_end.append((received - max(used)) / 1e6)
-    frames = len(published)
-    counters = {"frames_published": frames, "predictions": len(documents),
-                **_last_node_counters(recorded)}
-    notes = list(stream.notes) + [f"node outputs recorded in {recorded}",
-                                  f"DDS domain {domain}, loopback only; process logs in {work_dir}"]
-    order = sorted(range(len(documents)), key=lambda i: _stamp_ns(documents[i]))
-    return ReplayRun("live", [documents[i] for i in order], frames, wall_s, _device(work_dir),
-                     counters, notes, end_to_end)
+            end_to_end.append((receive_ns - max(used)) / 1e6)
+    return end_to_end
 
 
 def _stamp_ns(document: dict) -> int:

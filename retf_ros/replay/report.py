@@ -309,16 +309,39 @@ def _table(header: list[str], rows: list[list]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+_STYLE = ("body{font-family:sans-serif;max-width:1300px;margin:auto;padding:1em}table{border-collapse:collapse;"
+          "margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}")
+_PAGE = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>retf_ros replay report</title>"
+         "<style>{style}</style></head><body>{body}</body></html>\n")
+
+
 def _html(report: dict, images: dict[str, Path]) -> str:
+    """The page: one list of HTML parts per section, in reading order; ``images`` (timeline,
+    erank, latency PNGs) are embedded as base64."""
     runs = report["runs"]
     modes = list(runs)
-    parts = [f"<h1>retf_ros replay report</h1><p>Bag <code>{html.escape(report['bag']['path'])}</code> "
-             f"({report['bag']['duration_s']:.1f} s, {report['bag']['messages']} messages, "
-             f"{report['bag']['ground_truth_clips']} ground-truth clips); checkpoint "
-             f"<code>{html.escape(report['checkpoint']['path'])}</code> (sha256 {report['checkpoint']['sha256'][:12]}, "
-             f"task {html.escape(str(report['checkpoint']['task']))}, horizon {report['checkpoint']['horizon_s']} s). "
-             f"Machine: {html.escape(report['machine']['host'])}, {report['machine']['cpu_count']} CPUs.</p>"]
-    parts.append("<h2>Accuracy k seconds ahead (% of scored predictions; MoC = mean over classes)</h2>")
+    sections = [
+        _intro_html(report), _accuracy_html(report, runs, modes), _protocol_moc_html(runs, modes),
+        _image_html("Ground truth vs anticipation", images["timeline"]), _per_class_html(runs, modes),
+        _image_html("Effective rank over time", images["erank"]), _erank_html(runs, modes),
+        _image_html("Latency", images["latency"]), _latency_html(runs, modes), _frames_html(runs, modes),
+        _notes_html(report, modes),
+    ]
+    return _PAGE.format(style=_STYLE, body="\n".join(part for section in sections for part in section))
+
+
+def _intro_html(report: dict) -> list[str]:
+    bag, checkpoint, machine = report["bag"], report["checkpoint"], report["machine"]
+    return ["<h1>retf_ros replay report</h1>"
+            f"<p>Bag <code>{html.escape(bag['path'])}</code> ({bag['duration_s']:.1f} s, {bag['messages']} messages, "
+            f"{bag['ground_truth_clips']} ground-truth clips); checkpoint <code>{html.escape(checkpoint['path'])}</code> "
+            f"(sha256 {checkpoint['sha256'][:12]}, task {html.escape(str(checkpoint['task']))}, "
+            f"horizon {checkpoint['horizon_s']} s). "
+            f"Machine: {html.escape(machine['host'])}, {machine['cpu_count']} CPUs.</p>"]
+
+
+def _accuracy_html(report: dict, runs: dict, modes: list[str]) -> list[str]:
+    """Accuracy and MoC k seconds ahead per run, the checkpoint's documented figures, live - offline."""
     rows = []
     for lead in TABLE_LEADS:
         row = [lead if lead == NOW else f"{lead} s"]
@@ -326,13 +349,19 @@ def _html(report: dict, images: dict[str, Path]) -> str:
             cell = _lead_scores(runs[mode], lead)
             row += [_fmt(cell.get("accuracy")), _fmt(cell.get("moc")), cell.get("scored", 0)]
         rows.append(row)
-    parts.append(_table(["ahead"] + [f"{m} {c}" for m in modes for c in ("accuracy", "MoC", "scored")], rows))
+    parts = ["<h2>Accuracy k seconds ahead (% of scored predictions; MoC = mean over classes)</h2>",
+             _table(["ahead"] + [f"{m} {c}" for m in modes for c in ("accuracy", "MoC", "scored")], rows)]
     documented = documented_comparison(report)
     if documented:
         parts.append("<p>" + "<br>".join(html.escape(line) for line in documented) + "</p>")
     if "agreement" in report:
         diffs = ", ".join(f"{k.split('_', 1)[1]}: {_fmt(v, 1, ' pts')}" for k, v in report["agreement"].items())
         parts.append(f"<p>Live minus offline accuracy: {html.escape(diffs)}.</p>")
+    return parts
+
+
+def _protocol_moc_html(runs: dict, modes: list[str]) -> list[str]:
+    parts = []
     for mode in modes:
         moc = runs[mode]["protocol_moc"]
         if moc.get("applies"):
@@ -343,42 +372,47 @@ def _html(report: dict, images: dict[str, Path]) -> str:
                                 [[a] + [_fmt(row[h], 2) for h in horizons] for a, row in table.items()]))
         else:
             parts.append(f"<p>{mode}: protocol MoC does not apply: {html.escape(moc.get('reason', ''))}</p>")
-    parts.append('<h2>Ground truth vs anticipation</h2><img src="data:image/png;base64,{timeline}">')
-    parts.append("<h2>Per class, accuracy % (now / 1 s / 2 s / 4 s ahead)</h2>")
+    return parts
+
+
+def _image_html(title: str, image: Path) -> list[str]:
+    return [f'<h2>{title}</h2><img src="data:image/png;base64,{base64.b64encode(image.read_bytes()).decode()}">']
+
+
+def _per_class_html(runs: dict, modes: list[str]) -> list[str]:
     per_class = {m: (runs[m]["accuracy"] or {}).get("per_class", {}) for m in modes}
     classes = list(dict.fromkeys(c for m in modes for lead in per_class[m].values() for c in lead))
-    parts.append(_table(["class"] + modes, [[c] + [" / ".join(_fmt(per_class[m].get(lead, {}).get(c))
-                                                                for lead in TABLE_LEADS) for m in modes]
-                                            for c in classes]))
-    parts.append('<h2>Effective rank over time</h2><img src="data:image/png;base64,{erank}">')
-    parts.append(_table(["run", "fused mean", "after exchange (mean)", "status ok/warn/error"],
-                        [[m, _fmt(runs[m]["erank"]["fused_mean"], 2),
-                          ", ".join(f"{k} {_fmt(v, 2)}" for k, v in runs[m]["erank"]["after_mean"].items()),
-                          "/".join(str(runs[m]["erank"]["status_counts"][s]) for s in ("ok", "warn", "error"))]
-                         for m in modes]))
-    parts.append('<h2>Latency</h2><img src="data:image/png;base64,{latency}">')
-    rows = []
-    for mode in modes:
-        for kind, dist in runs[mode]["latency_ms"].items():
-            if dist:
-                rows.append([mode, kind.replace("_", " "), dist["count"], _fmt(dist["p50"]), _fmt(dist["p95"]),
-                             _fmt(dist["max"])])
-    parts.append(_table(["run", "latency", "count", "p50 ms", "p95 ms", "max ms"], rows))
-    parts.append("<h2>Frames and windows</h2>")
-    parts.append(_table(["run", "device", "wall s", "x real time", "frames", "predictions", "counters"],
-                        [[m, runs[m]["device"], _fmt(runs[m]["wall_s"]), _fmt(runs[m]["speed_vs_real_time"], 2),
-                          runs[m]["frames"], runs[m]["predictions"],
-                          ", ".join(f"{k}={v}" for k, v in runs[m]["counters"].items())] for m in modes]))
-    notes = report["bag"]["warnings"] + [f"{m}: {n}" for m in modes for n in runs[m]["notes"]]
-    if notes:
-        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
-    style = ("body{font-family:sans-serif;max-width:1300px;margin:auto;padding:1em}table{border-collapse:collapse;"
-             "margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}")
-    page = "\n".join(parts)
-    for name, image in images.items():
-        page = page.replace("{" + name + "}", base64.b64encode(image.read_bytes()).decode())
-    return f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>retf_ros replay report</title>" \
-           f"<style>{style}</style></head><body>{page}</body></html>\n"
+    rows = [[c] + [" / ".join(_fmt(per_class[m].get(lead, {}).get(c)) for lead in TABLE_LEADS) for m in modes]
+            for c in classes]
+    return ["<h2>Per class, accuracy % (now / 1 s / 2 s / 4 s ahead)</h2>", _table(["class"] + modes, rows)]
+
+
+def _erank_html(runs: dict, modes: list[str]) -> list[str]:
+    rows = [[m, _fmt(runs[m]["erank"]["fused_mean"], 2),
+             ", ".join(f"{k} {_fmt(v, 2)}" for k, v in runs[m]["erank"]["after_mean"].items()),
+             "/".join(str(runs[m]["erank"]["status_counts"][s]) for s in ("ok", "warn", "error"))] for m in modes]
+    return [_table(["run", "fused mean", "after exchange (mean)", "status ok/warn/error"], rows)]
+
+
+def _latency_html(runs: dict, modes: list[str]) -> list[str]:
+    rows = [[mode, kind.replace("_", " "), dist["count"], _fmt(dist["p50"]), _fmt(dist["p95"]), _fmt(dist["max"])]
+            for mode in modes for kind, dist in runs[mode]["latency_ms"].items() if dist]
+    return [_table(["run", "latency", "count", "p50 ms", "p95 ms", "max ms"], rows)]
+
+
+def _frames_html(runs: dict, modes: list[str]) -> list[str]:
+    rows = [[m, runs[m]["device"], _fmt(runs[m]["wall_s"]), _fmt(runs[m]["speed_vs_real_time"], 2),
+             runs[m]["frames"], runs[m]["predictions"], ", ".join(f"{k}={v}" for k, v in runs[m]["counters"].items())]
+            for m in modes]
+    return ["<h2>Frames and windows</h2>",
+            _table(["run", "device", "wall s", "x real time", "frames", "predictions", "counters"], rows)]
+
+
+def _notes_html(report: dict, modes: list[str]) -> list[str]:
+    notes = report["bag"]["warnings"] + [f"{m}: {n}" for m in modes for n in report["runs"][m]["notes"]]
+    if not notes:
+        return []
+    return ["<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>"]
 
 
 def write_report(report: dict, runs: list[ReplayRun], clips: list[ClipTruth], out_dir: str | os.PathLike

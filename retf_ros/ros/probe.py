@@ -144,7 +144,7 @@ class Probe:
 def main(argv: list[str] | None = None) -> int:
     import rclpy
 
-    from retf_ros.ros.shutdown import until_signalled
+    from retf_ros.ros.shutdown import spin_until_stopped
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -168,9 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=read_commands, daemon=True).start()
     probe.record("ready")
     try:
-        with until_signalled():
-            while rclpy.ok() and not stop.is_set():
-                rclpy.spin_once(node, timeout_sec=0.1)
+        spin_until_stopped(node, stop)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

@@ -70,3 +70,12 @@ def until_signalled() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def spin_until_stopped(node, stop: threading.Event) -> None:
+    """Spin ``node`` until ``stop`` is set (a "quit" command), the context shuts down or a
+    signal arrives (quietly, as :func:`until_signalled`): the loop of the test and demo
+    processes that take commands on stdin."""
+    with until_signalled():
+        while rclpy.ok() and not stop.is_set():
+            rclpy.spin_once(node, timeout_sec=SIGNAL_POLL_S)

@@ -437,7 +437,7 @@ def _read_commands(camera: SyntheticCamera, stop: threading.Event) -> None:
 def main(argv: list[str] | None = None) -> int:
     import rclpy
 
-    from retf_ros.ros.shutdown import until_signalled
+    from retf_ros.ros.shutdown import spin_until_stopped
 
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
@@ -454,9 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"publishing {camera.scene.width}x{camera.scene.height} at {options.rate} Hz: {', '.join(options.modalities)}",
           flush=True)
     try:
-        with until_signalled():
-            while rclpy.ok() and not stop.is_set():
-                rclpy.spin_once(node, timeout_sec=0.1)
+        spin_until_stopped(node, stop)
     finally:
         camera.close()
         node.destroy_node()

@@ -25,7 +25,7 @@ from retf_ros.fusion.skeleton import get_layout
 from retf_ros.runtime.anticipation import Anticipation, decode_actions
 from retf_ros.runtime.clock import ModelClock, Tick
 from retf_ros.device import (autocast, device_name, free_device_memory, select_device,
-                                     select_precision, synchronize)
+                             select_precision, synchronize)
 from retf_ros.runtime.frames import MODALITIES, FrameSet, InvalidFrame, check_frame
 from retf_ros.runtime.health import ErankThresholds, thresholds_for, window_erank_report
 from retf_ros.runtime.ring import TokenRing
@@ -33,7 +33,7 @@ from retf_ros.runtime.ring import TokenRing
 if TYPE_CHECKING:
     from retf_ros.checkpoint import LoadedCheckpoint
 
-# Checkpoint metadata keys whose value the runtime may not change: the model learned them.
+# How far a requested fps / horizon_s may differ from the checkpoint's (the model learned them).
 _FIXED_TOLERANCE = 1e-6
 
 
@@ -209,10 +209,12 @@ class StreamingPredictor:
             self.stats.restarts += 1
         return tick, usable
 
-    def _push(self, frames: FrameSet, tokens: dict[str, torch.Tensor], tick: Tick) -> None:
-        if tick is Tick.RESTART:
-            self.ring.clear()
-            self._since_predict = 0
+    def _start_new_window(self) -> None:
+        """Time jumped (Tick.RESTART): the buffered window is over, the next push starts a new one."""
+        self.ring.clear()
+        self._since_predict = 0
+
+    def _push(self, frames: FrameSet, tokens: dict[str, torch.Tensor]) -> None:
         self.ring.push(tokens, frames.stamp)
         self.stats.frames_taken += 1
         self._since_predict += 1
@@ -232,10 +234,9 @@ class StreamingPredictor:
         tick, usable = admitted
         started = time.perf_counter()
         if tick is Tick.RESTART:   # the old window is over, even if this frame fails to encode
-            self.ring.clear()
-            self._since_predict = 0
+            self._start_new_window()
         tokens = self._encode([frames], [usable])[0]
-        self._push(frames, tokens, tick)
+        self._push(frames, tokens)
         synchronize(self.device)
         self.stats.last_encode_ms = (time.perf_counter() - started) * 1000.0
         return True
@@ -254,7 +255,9 @@ class StreamingPredictor:
             synchronize(self.device)
             self.stats.last_encode_ms = (time.perf_counter() - started) * 1000.0 / len(admitted)
             for (f, (tick, _)), frame_tokens in zip(admitted, tokens):
-                self._push(f, frame_tokens, tick)
+                if tick is Tick.RESTART:  # here, not before encoding: the chunk's earlier frames are the old window's
+                    self._start_new_window()
+                self._push(f, frame_tokens)
                 if self.due():
                     yield self.predict()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from retf_ros.cli import add_command
 from retf_ros.errors import RetfError
 from retf_ros.training.config import invoked_command
 
@@ -20,11 +21,29 @@ TRAIN_OVERRIDES = {  # command-line option -> TrainConfig key (None values are n
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    train = subparsers.add_parser(
-        "train", help="train the R3D/RTF anticipation model on a clip store",
+    _train_options(add_command(
+        subparsers, run_train, "train", help="train the R3D/RTF anticipation model on a clip store",
         description="Train on a clip store. Options override the --config YAML (see config/train_synth.yaml). "
                     "Training into an existing run directory resumes it. Runs unchanged under "
-                    "`torchrun --nproc_per_node=N -m retf_ros train ...` (DistributedDataParallel).")
+                    "`torchrun --nproc_per_node=N -m retf_ros train ...` (DistributedDataParallel)."))
+    _eval_options(add_command(
+        subparsers, run_eval, "eval", help="MoC table, effective ranks and streaming accuracy of checkpoints",
+        description="Evaluate one or more checkpoints (runs) on a split of a clip store; with several, "
+                    "every figure is the mean over them."))
+    _calibrate_options(add_command(
+        subparsers, run_calibrate, "calibrate",
+        help="a checkpoint's effective-rank distribution on healthy data (the node's erank health)",
+        description="Stream a split through the checkpoint as the node does and summarise every window's "
+                    "effective ranks (percentiles). --record stores the distribution in the checkpoint's "
+                    "metadata (retf train does this for its best checkpoint on the validation split); the node's "
+                    "erank thresholds default to it. --input measures a faulty modality against those thresholds."))
+    _ablate_options(add_command(
+        subparsers, run_ablate, "ablate", help="the ablation table of docs/training.md on a clip store (mean over seeds)",
+        description="Train and evaluate every fusion variant, single modality and exchange ratio for each "
+                    "seed; writes ablation.md and ablation.json into --out."))
+
+
+def _train_options(train: argparse.ArgumentParser) -> None:
     train.add_argument("--data", required=True, help="clip store directory")
     train.add_argument("--out", required=True, help="run directory (best.*, last.*, log.jsonl)")
     train.add_argument("--config", help="YAML file of training options")
@@ -54,12 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--init", metavar="CHECKPOINT",
                        help="fine-tune: start from this checkpoint (its architecture, encoders, fuser and temporal "
                             "model; class heads rebuilt when the data's classes differ); docs/your-data.md")
-    train.set_defaults(func=run_train)
 
-    evaluate = subparsers.add_parser(
-        "eval", help="MoC table, effective ranks and streaming accuracy of checkpoints",
-        description="Evaluate one or more checkpoints (runs) on a split of a clip store; with several, "
-                    "every figure is the mean over them.")
+
+def _eval_options(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument("--checkpoint", nargs="+", required=True,
                           help="checkpoint(s): run directory (its best), NAME, NAME.safetensors or NAME.json")
     evaluate.add_argument("--seeds", nargs="+", type=int,
@@ -77,14 +93,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="model frames between streaming predictions (default: every frame, as the node)")
     evaluate.add_argument("--record", action="store_true",
                           help="store the results in the checkpoint's metadata (metrics.test); one checkpoint only")
-    evaluate.set_defaults(func=run_eval)
 
-    calibrate = subparsers.add_parser(
-        "calibrate", help="a checkpoint's effective-rank distribution on healthy data (the node's erank health)",
-        description="Stream a split through the checkpoint as the node does and summarise every window's "
-                    "effective ranks (percentiles). --record stores the distribution in the checkpoint's "
-                    "metadata (retf train does this for its best checkpoint on the validation split); the node's "
-                    "erank thresholds default to it. --input measures a faulty modality against those thresholds.")
+
+def _calibrate_options(calibrate: argparse.ArgumentParser) -> None:
     calibrate.add_argument("--checkpoint", required=True, help="run directory (its best), NAME, NAME.safetensors or NAME.json")
     calibrate.add_argument("--data", required=True, help="clip store directory")
     calibrate.add_argument("--split", help="split name (default: the store's default split)")
@@ -100,12 +111,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--json", help="write the distribution and the status counts as JSON here")
     calibrate.add_argument("--device", default="cpu")
     calibrate.add_argument("--threads", type=int)
-    calibrate.set_defaults(func=run_calibrate)
 
-    ablate = subparsers.add_parser(
-        "ablate", help="the ablation table of docs/training.md on a clip store (mean over seeds)",
-        description="Train and evaluate every fusion variant, single modality and exchange ratio for each "
-                    "seed; writes ablation.md and ablation.json into --out.")
+
+def _ablate_options(ablate: argparse.ArgumentParser) -> None:
     ablate.add_argument("--data", required=True, help="clip store directory")
     ablate.add_argument("--out", required=True, help="directory for runs and the table")
     ablate.add_argument("--config", help="YAML of training options shared by every variant")
@@ -120,7 +128,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="model frames between streaming predictions in the evaluation (default 5)")
     ablate.add_argument("--table-only", action="store_true",
                         help="train nothing: build the table from the best.json + eval.json already under --out")
-    ablate.set_defaults(func=run_ablate)
 
 
 def run_train(args: argparse.Namespace) -> int:

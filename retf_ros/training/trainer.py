@@ -276,16 +276,38 @@ class Trainer:
         ``stop_after_epoch``: return once that epoch is done (the run stays resumable), for jobs
         cut into time slices; the schedule still spans ``config.epochs``.
         """
-        from tqdm import tqdm
-
-        from retf_ros.checkpoint import save_checkpoint
-        from retf_ros.fusion import R3DModel, r3d_losses
-        from retf_ros.training.evaluate import to_device
-
         config = self.config
         if self.dist.main:
             print(format_recipe(self.recipe), file=sys.stderr)
         self._prepare_cache()
+        train_set, val_set = self._datasets()
+        train_loader = self._loader(train_set, train=True)
+        val_loader = self._loader(val_set, train=False)
+        torch.manual_seed(config.seed)
+        model = self._build_model()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        state = self._start_or_resume(model, optimizer)
+        train_model = self._distributed(model)
+        best_path = self.out / "best.safetensors"
+        last_epoch = config.epochs if stop_after_epoch is None else min(config.epochs, stop_after_epoch)
+        for epoch in range(state.epoch, last_epoch):
+            started = time.time()
+            train_loss = self._train_epoch(train_model, model, optimizer, train_loader, state, epoch)
+            state.epoch = epoch + 1
+            if self.dist.main:
+                metrics = {"epoch": epoch + 1, "train_loss": train_loss, **self.validate(model, val_loader)}
+                metrics["epoch_s"] = round(time.time() - started, 2)
+                self._save_epoch(model, optimizer, state, epoch, metrics, best_path)
+            self.dist.barrier()
+        if self.dist.active:
+            torch.distributed.destroy_process_group()
+        if self.dist.main and state.epoch >= config.epochs:
+            self._record_erank_distribution(best_path)
+        return best_path
+
+    def _datasets(self) -> tuple[WindowDataset, WindowDataset]:
+        """Training and validation windows (validation on the training clips when the split has none)."""
+        config = self.config
         train_set = WindowDataset(self.cache, self.train_ids, self.task, config.samples_per_clip, train=True,
                                   seed=config.seed, augmentation=Augmentation.from_config(config))
         val_ids = self.val_ids or self.train_ids
@@ -296,26 +318,32 @@ class Trainer:
                             f"({self.task.horizon} frames at {self.fps} fps)")
         if train_set.skipped and self.dist.main:
             print(f"retf train: skipped {len(train_set.skipped)} clip(s) shorter than the horizon", file=sys.stderr)
-        train_loader = self._loader(train_set, train=True)
-        val_loader = self._loader(val_set, train=False)
+        return train_set, val_set
 
-        torch.manual_seed(config.seed)
+    def _build_model(self):
+        """The R3DModel on the device, with the --init checkpoint's weights when fine-tuning."""
+        from retf_ros.fusion import R3DModel
+
         try:
             model = R3DModel(self.model_config).to(self.device)
         except (ValueError, ImportError) as exc:
-            raise RetfError(f"cannot build the model from the options {config.model}: {exc}") from None
+            raise RetfError(f"cannot build the model from the options {self.config.model}: {exc}") from None
         if self.init is not None:
             fresh = load_initial_weights(model, self.init, self.store.classes)
             if self.dist.main:
                 print(describe_init(self.init, fresh), file=sys.stderr)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return model
+
+    def _start_or_resume(self, model, optimizer) -> TrainingState:
+        """A fresh state (rank 0 sets the depth statistics of the training clips), or the saved
+        run's model, optimizer and state when the run directory holds one."""
+        config = self.config
         state = TrainingState(epoch=0, step=0, best_score=-math.inf, extra={})
         self.out.mkdir(parents=True, exist_ok=True)
-        last_optim = self.out / "last.optim"
         if (self.out / "last.optim.json").exists():
             from safetensors.torch import load_file
 
-            state = load_optimizer_state(last_optim, optimizer)
+            state = load_optimizer_state(self.out / "last.optim", optimizer)
             self._check_resumable(state.extra.get("config", {}))
             model.load_state_dict(load_file(str(self.out / "last.safetensors"), device=str(self.device)))
             if self.dist.main:
@@ -325,64 +353,70 @@ class Trainer:
             # Other ranks receive the buffers from rank 0 when DistributedDataParallel wraps the model.
             mean, std = depth_statistics(self.cache, self.train_ids)
             model.depth_standardiser.set_statistics(torch.from_numpy(mean), torch.from_numpy(std))
-        train_model = model
-        if self.dist.active:
-            from torch.nn.parallel import DistributedDataParallel
+        return state
 
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            train_model = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+    def _distributed(self, model):
+        """The module the optimiser steps go through: ``model`` itself, or it wrapped in
+        DistributedDataParallel under torchrun."""
+        if not self.dist.active:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
 
-        total_steps = config.epochs * len(train_loader)
-        best_path = self.out / "best.safetensors"
-        last_epoch = config.epochs if stop_after_epoch is None else min(config.epochs, stop_after_epoch)
-        for epoch in range(state.epoch, last_epoch):
-            started = time.time()
-            train_set.set_epoch(epoch)
-            train_loader.sampler.set_epoch(epoch)
-            torch.manual_seed(config.seed * 100003 + epoch * 101 + self.dist.rank)  # dropout masks
-            train_model.train()
-            running, seen = 0.0, 0
-            bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
-                       file=sys.stderr, disable=not self.dist.main, leave=False)
-            for batch in bar:
-                lr = learning_rate(state.step, total_steps, config.lr, config.warmup_fraction)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                batch = to_device(batch, self.device)
-                losses = r3d_losses(train_model(batch["inputs"], batch["mask"], batch["present"]), batch)
-                optimizer.zero_grad(set_to_none=True)
-                losses["total"].backward()
-                if config.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                state.step += 1
-                running += float(losses["total"].detach())
-                seen += 1
-                bar.set_postfix(loss=f"{running / seen:.3f}", lr=f"{lr:.1e}")
-            bar.close()
-            state.epoch = epoch + 1
-            if self.dist.main:
-                metrics = {"epoch": epoch + 1, "train_loss": running / max(seen, 1), **self.validate(model, val_loader)}
-                metrics["epoch_s"] = round(time.time() - started, 2)
-                score = self.score(metrics)
-                if score > state.best_score or not best_path.exists():
-                    state.best_score = score
-                    save_checkpoint(self.out / "best", model, self.metadata(epoch, metrics))
-                    metrics["best"] = True
-                save_checkpoint(self.out / "last", model, self.metadata(epoch, metrics))
-                state.extra = {"config": config.to_dict()}
-                save_optimizer_state(last_optim, optimizer, state)
-                with open(self.out / "log.jsonl", "a") as log:
-                    log.write(json.dumps(metrics) + "\n")
-                shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
-                mode = f" anticipation {metrics['anticipation_mode']}" if "anticipation_mode" in metrics else ""
-                print(f"retf train: epoch {epoch + 1}/{config.epochs} {shown}{mode}", file=sys.stderr)
-            self.dist.barrier()
-        if self.dist.active:
-            torch.distributed.destroy_process_group()
-        if self.dist.main and state.epoch >= config.epochs:
-            self._record_erank_distribution(best_path)
-        return best_path
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+
+    def _train_epoch(self, train_model, model, optimizer, loader, state: TrainingState, epoch: int) -> float:
+        """One epoch of optimiser steps (learning-rate schedule over all epochs); the mean loss."""
+        from tqdm import tqdm
+
+        from retf_ros.fusion import r3d_losses
+        from retf_ros.training.evaluate import to_device
+
+        config = self.config
+        total_steps = config.epochs * len(loader)
+        loader.dataset.set_epoch(epoch)
+        loader.sampler.set_epoch(epoch)
+        torch.manual_seed(config.seed * 100003 + epoch * 101 + self.dist.rank)  # dropout masks
+        train_model.train()
+        running, seen = 0.0, 0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
+                   file=sys.stderr, disable=not self.dist.main, leave=False)
+        for batch in bar:
+            lr = learning_rate(state.step, total_steps, config.lr, config.warmup_fraction)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = to_device(batch, self.device)
+            losses = r3d_losses(train_model(batch["inputs"], batch["mask"], batch["present"]), batch)
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            state.step += 1
+            running += float(losses["total"].detach())
+            seen += 1
+            bar.set_postfix(loss=f"{running / seen:.3f}", lr=f"{lr:.1e}")
+        bar.close()
+        return running / max(seen, 1)
+
+    def _save_epoch(self, model, optimizer, state: TrainingState, epoch: int, metrics: dict, best_path: Path) -> None:
+        """Rank 0 after an epoch: keep the best checkpoint, save the resumable last one, log the metrics."""
+        from retf_ros.checkpoint import save_checkpoint
+
+        config = self.config
+        score = self.score(metrics)
+        if score > state.best_score or not best_path.exists():
+            state.best_score = score
+            save_checkpoint(self.out / "best", model, self.metadata(epoch, metrics))
+            metrics["best"] = True
+        save_checkpoint(self.out / "last", model, self.metadata(epoch, metrics))
+        state.extra = {"config": config.to_dict()}
+        save_optimizer_state(self.out / "last.optim", optimizer, state)
+        with open(self.out / "log.jsonl", "a") as log:
+            log.write(json.dumps(metrics) + "\n")
+        shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
+        mode = f" anticipation {metrics['anticipation_mode']}" if "anticipation_mode" in metrics else ""
+        print(f"retf train: epoch {epoch + 1}/{config.epochs} {shown}{mode}", file=sys.stderr)
 
     def _record_erank_distribution(self, best_path: Path) -> None:
         """Store the best checkpoint's erank distribution on the validation split in its metadata:
