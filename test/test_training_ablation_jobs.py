@@ -11,22 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT
+from test_training_ablation import TINY_CONFIG
 
 from retf_ros.errors import RetfError
-from retf_ros.training.ablation import run_ablation
+from retf_ros.training.ablation import VARIANTS, RunOptions, prepare_shared_frames, run_ablation
 
-REPO = Path(__file__).resolve().parents[1]
-TINY_CONFIG = """\
-fps: 5.0
-window: 8
-horizon_s: 2.0
-epochs: 1
-samples_per_clip: 4
-threads: 1
-model: {dim: 32, heads: 4, fusion_heads: 4, image_size: [8, 10], max_frames: 8, num_queries: 4,
-        encoder_layers: 1, ffn_mult: 2}
-"""
-VARIANTS = ["rtf", "skeleton_only"]
+TWO_VARIANTS = ["rtf", "skeleton_only"]
 # Modules of the ROS side of the project: rclpy and the message packages of its PyPI wheels,
 # and the bag libraries.
 ROS_MODULES = ("rclpy", "rosbags", "mcap", "std_msgs", "sensor_msgs", "geometry_msgs", "diagnostic_msgs",
@@ -40,7 +31,7 @@ def shared(tmp_path_factory, tiny_clip_store):
     root = tmp_path_factory.mktemp("ablate_jobs")
     config = root / "tiny.yaml"
     config.write_text(TINY_CONFIG)
-    return {"root": root, "options": dict(config_path=config, seeds=[1], variants=VARIANTS, device="cpu",
+    return {"root": root, "options": dict(config_path=config, seeds=[1], variants=TWO_VARIANTS, device="cpu",
                                           cache_dir=str(root / "cache"), stream_stride=2)}
 
 
@@ -56,11 +47,11 @@ def _record(run_dir: Path) -> tuple[str, dict]:
 
 def test_two_jobs_record_what_the_sequential_run_records_and_resume(tiny_clip_store, shared):
     root, options = shared["root"], shared["options"]
+    parallel = run_ablation(tiny_clip_store.root, root / "parallel", jobs=2, **options)  # prepares the frames
     sequential = run_ablation(tiny_clip_store.root, root / "sequential", **options)
-    parallel = run_ablation(tiny_clip_store.root, root / "parallel", jobs=2, **options)
     assert parallel["rows"] == sequential["rows"]
     assert parallel["checks"] == sequential["checks"]
-    for variant in VARIANTS:
+    for variant in TWO_VARIANTS:
         run = root / "parallel" / variant / "seed_1"
         assert _record(run) == _record(root / "sequential" / variant / "seed_1")
         assert f"retf ablate: {variant} seed 1 -> {run}" in (run / "ablate.log").read_text()
@@ -77,6 +68,22 @@ def test_two_jobs_record_what_the_sequential_run_records_and_resume(tiny_clip_st
     assert _record(redone) == before
     assert again["rows"] == sequential["rows"]
     assert (redone / "ablate.log").read_text().count("already finished 1 epochs") == 1
+
+
+def test_the_frames_of_every_clip_every_run_reads_are_prepared_before_the_workers_start(tiny_clip_store, tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_CONFIG)
+    options = RunOptions(data=tiny_clip_store.root, out=tmp_path / "out", config_path=config, epochs=None, split=None,
+                         device="cpu", threads=None, cache_dir=str(tmp_path / "cache"), command="retf ablate",
+                         stream_stride=2)
+    variants = [v for v in VARIANTS if v.name in ("skeleton_only", "rgb_only")]
+    prepare_shared_frames(options, variants, seed=1, jobs=2)
+    clips = [c for part in ("train", "val", "test") for c in tiny_clip_store.clip_ids("default", part)]
+    for variant in variants:
+        cache = options.trainer(variant, 1).cache
+        assert cache.spec.modalities == tuple(variant.overrides["modalities"])
+        assert all(cache.is_ready(c) for c in clips)
+    assert not (tmp_path / "out").exists()  # nothing was trained
 
 
 def test_a_failing_worker_is_named_with_its_log_and_the_others_finish(tiny_clip_store, shared):
@@ -106,7 +113,7 @@ def test_synth_ablate_and_eval_run_without_the_ros_packages(tmp_path):
     (blocker / "sitecustomize.py").write_text(
         f"import sys\nfor name in {ROS_MODULES!r}:\n    sys.modules[name] = None\n")
     env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(blocker), str(REPO), os.environ.get("PYTHONPATH", "")])}
+           "PYTHONPATH": os.pathsep.join([str(blocker), str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
 
     def run(*args):
         return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=300,
@@ -123,7 +130,7 @@ def test_synth_ablate_and_eval_run_without_the_ros_packages(tmp_path):
                 "--min-duration", 12, "--max-duration", 14, "--workers", 1)
     assert synth.returncode == 0, synth.stderr[-3000:]
     ablate = run("-m", "retf_ros", "ablate", "--data", store, "--out", tmp_path / "ablation", "--config", config,
-                 "--seeds", 1, "--variants", *VARIANTS, "--device", "cpu", "--jobs", 2, "--cache-dir",
+                 "--seeds", 1, "--variants", *TWO_VARIANTS, "--device", "cpu", "--jobs", 2, "--cache-dir",
                  tmp_path / "cache")
     assert ablate.returncode == 0, ablate.stderr[-3000:]
     assert "| rtf |" in (tmp_path / "ablation" / "ablation.md").read_text()

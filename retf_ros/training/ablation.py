@@ -13,8 +13,10 @@ prior (prior.py), computed from the clip store's labels.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import sys
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +57,9 @@ class RunOptions:
     """What every run of one ablation shares; worker processes receive it (picklable).
     ``command`` is the parent's command line: a worker's own ``sys.argv`` is not the user's."""
 
-    data: str
+    data: str | Path
     out: Path
-    config_path: str | None
+    config_path: str | Path | None
     epochs: int | None
     split: str | None
     device: str
@@ -138,7 +140,7 @@ def _finished(variant: Variant, seed: int, options: RunOptions, fingerprint: str
 
 
 def _prepare_clips(data, cache_dir: str, items: list) -> int:
-    """Worker of :func:`_prepare_shared`: prepare ``items`` ((PrepareSpec, clip id) pairs)."""
+    """Worker of :func:`prepare_shared_frames`: prepare ``items`` ((PrepareSpec, clip id) pairs)."""
     from retf_ros.data.clipstore import ClipStore
     from retf_ros.training.prepared import PreparedCache
 
@@ -148,14 +150,11 @@ def _prepare_clips(data, cache_dir: str, items: list) -> int:
     return len(items)
 
 
-def _prepare_shared(options: RunOptions, variants: list[Variant], seed: int, jobs: int) -> None:
+def prepare_shared_frames(options: RunOptions, variants: list[Variant], seed: int, jobs: int) -> None:
     """Prepare the frame cache of every clip the runs read (training, validation and test clips
     of the split, the inputs of every variant) before any worker starts, so that the workers
-    only read it. Each clip is prepared by exactly one of ``jobs`` spawned processes."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from dataclasses import replace
-
+    only read it. Each clip is prepared by exactly one of ``jobs`` spawned processes. What is
+    prepared does not depend on the seed: ``seed`` only names one run of each variant."""
     from tqdm import tqdm
 
     from retf_ros.training.prepared import PreparedCache
@@ -189,14 +188,12 @@ def _train_in_workers(variants: list[Variant], seeds, options: RunOptions, finge
     unless ``threads`` says otherwise), seed by seed, so that an interrupted ablation has whole
     seeds done first. Each run writes what the sequential path writes, its output going to
     ``ablate.log`` in its run directory."""
-    from dataclasses import replace
-
     from retf_ros.training.worker_pool import Job, run_jobs
 
     todo = [(v, s) for s in seeds for v in variants if not _finished(v, s, options, fingerprint)]
     if not todo:
         return
-    _prepare_shared(options, list({v.name: v for v, _ in todo}.values()), seeds[0], jobs)
+    prepare_shared_frames(options, list({v.name: v for v, _ in todo}.values()), seeds[0], jobs)
     worker_options = replace(options, threads=options.threads or 1)
     print(f"retf ablate: {len(todo)} run(s) in {min(jobs, len(todo))} worker processes "
           f"(each run's output: {options.out}/<variant>/seed_<S>/ablate.log)", file=sys.stderr)
