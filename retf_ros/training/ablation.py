@@ -13,8 +13,10 @@ prior (prior.py), computed from the clip store's labels.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import sys
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,19 +52,49 @@ VARIANTS = (
 VARIANT_NAMES = tuple(v.name for v in VARIANTS)
 
 
-def _run_variant(variant: Variant, seed: int, data, out: Path, config_path, epochs, split, device, threads,
-                 cache_dir, command: str, stream_stride: int | None) -> dict:
-    from retf_ros.data.clipstore import ClipStore
-    from retf_ros.training.config import load_config
-    from retf_ros.training.report import evaluate_checkpoint, json_ready
-    from retf_ros.training.trainer import Trainer
+@dataclass(frozen=True)
+class RunOptions:
+    """What every run of one ablation shares; worker processes receive it (picklable).
+    ``command`` is the parent's command line: a worker's own ``sys.argv`` is not the user's."""
 
-    run_dir = out / variant.name / f"seed_{seed}"
-    overrides = {**variant.overrides, "seed": seed, "epochs": epochs, "split": split, "device": device,
-                 "threads": threads, "cache_dir": cache_dir}
-    config = load_config(config_path, overrides)
+    data: str | Path
+    out: Path
+    config_path: str | Path | None
+    epochs: int | None
+    split: str | None
+    device: str
+    threads: int | None
+    cache_dir: str
+    command: str
+    stream_stride: int | None
+
+    def run_dir(self, variant: Variant, seed: int) -> Path:
+        return self.out / variant.name / f"seed_{seed}"
+
+    def config(self, variant: Variant, seed: int):
+        """The TrainConfig of one run: the YAML, then the variant, then the shared options."""
+        from retf_ros.training.config import load_config
+
+        overrides = {**variant.overrides, "seed": seed, "epochs": self.epochs, "split": self.split,
+                     "device": self.device, "threads": self.threads, "cache_dir": self.cache_dir}
+        return load_config(self.config_path, overrides)
+
+    def trainer(self, variant: Variant, seed: int):
+        from retf_ros.training.trainer import Trainer
+
+        return Trainer(self.config(variant, seed), self.data, self.run_dir(variant, seed),
+                       f"{self.command} [variant {variant.name}, seed {seed}]")
+
+
+def _run_variant(variant: Variant, seed: int, options: RunOptions) -> dict:
+    """Train (or resume) one run and evaluate its best checkpoint on the test clips, once:
+    ``eval.json`` is reused while it evaluates the same weights."""
+    from retf_ros.data.clipstore import ClipStore
+    from retf_ros.training.report import evaluate_checkpoint, json_ready
+
+    run_dir = options.run_dir(variant, seed)
     print(f"retf ablate: {variant.name} seed {seed} -> {run_dir}", file=sys.stderr)
-    trainer = Trainer(config, data, run_dir, f"{command} [variant {variant.name}, seed {seed}]")
+    trainer = options.trainer(variant, seed)
     best = trainer.run()
     eval_path = run_dir / "eval.json"
     weights_sha = json.loads(best.with_suffix(".json").read_text())["weights_sha256"]
@@ -70,10 +102,10 @@ def _run_variant(variant: Variant, seed: int, data, out: Path, config_path, epoc
         cached = json.loads(eval_path.read_text())
         if cached.get("sha256") == weights_sha:
             return cached
-    store = ClipStore(data)
+    store = ClipStore(options.data)
     clip_ids = store.clip_ids(trainer.split, "test")
-    report = evaluate_checkpoint(best, store, clip_ids, trainer.device, cache_dir=cache_dir,
-                                 stream_stride=stream_stride)
+    report = evaluate_checkpoint(best, store, clip_ids, trainer.device, cache_dir=options.cache_dir,
+                                 stream_stride=options.stream_stride)
     eval_path.write_text(json.dumps(json_ready(report), indent=1))
     return json.loads(eval_path.read_text())
 
@@ -96,6 +128,77 @@ def _recorded_evaluation(variant: Variant, seed: int, out: Path, fingerprint: st
     if report.get("sha256") != weights:
         raise RetfError(f"{eval_path} evaluates other weights than {meta_path} records")
     return report
+
+
+def _finished(variant: Variant, seed: int, options: RunOptions, fingerprint: str) -> bool:
+    """Has the run trained to the requested epochs and been evaluated? (What the sequential
+    path reuses, judged without starting a worker.)"""
+    if _recorded_evaluation(variant, seed, options.out, fingerprint) is None:
+        return False
+    meta = json.loads((options.run_dir(variant, seed) / "best.json").read_text())
+    return meta["training"]["config"]["epochs"] >= options.config(variant, seed).epochs
+
+
+def _prepare_clips(data, cache_dir: str, items: list) -> int:
+    """Worker of :func:`prepare_shared_frames`: prepare ``items`` ((PrepareSpec, clip id) pairs)."""
+    from retf_ros.data.clipstore import ClipStore
+    from retf_ros.training.prepared import PreparedCache
+
+    store = ClipStore(data)
+    for spec, clip_id in items:
+        PreparedCache(store, cache_dir, spec).ensure(clip_id)
+    return len(items)
+
+
+def prepare_shared_frames(options: RunOptions, variants: list[Variant], seed: int, jobs: int) -> None:
+    """Prepare the frame cache of every clip the runs read (training, validation and test clips
+    of the split, the inputs of every variant) before any worker starts, so that the workers
+    only read it. Each clip is prepared by exactly one of ``jobs`` spawned processes. What is
+    prepared does not depend on the seed: ``seed`` only names one run of each variant."""
+    from tqdm import tqdm
+
+    from retf_ros.training.prepared import PreparedCache
+
+    wanted: dict = {}  # spec without modalities -> ({modality: None}, {clip id: None}), both ordered
+    store = None
+    for variant in variants:
+        trainer = options.trainer(variant, seed)
+        store = trainer.store
+        modalities, clips = wanted.setdefault(replace(trainer.cache.spec, modalities=()), ({}, {}))
+        modalities.update(dict.fromkeys(trainer.cache.spec.modalities))
+        clips.update(dict.fromkeys(c for part in ("train", "val", "test")
+                                   for c in store.clip_ids(trainer.split, part)))
+    todo = []
+    for key, (modalities, clips) in wanted.items():
+        cache = PreparedCache(store, options.cache_dir, replace(key, modalities=tuple(modalities)))
+        todo += [(cache.spec, c) for c in clips if not cache.is_ready(c)]
+    if not todo:
+        return
+    size = max(1, min(16, len(todo) // (4 * jobs)))
+    chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(chunks)), mp_context=context) as pool, \
+            tqdm(total=len(todo), desc="preparing frames", unit="clip", file=sys.stderr) as bar:
+        for done in as_completed([pool.submit(_prepare_clips, options.data, options.cache_dir, c) for c in chunks]):
+            bar.update(done.result())
+
+
+def _train_in_workers(variants: list[Variant], seeds, options: RunOptions, fingerprint: str, jobs: int) -> None:
+    """Train and evaluate the unfinished runs in ``jobs`` worker processes (one torch thread each
+    unless ``threads`` says otherwise), seed by seed, so that an interrupted ablation has whole
+    seeds done first. Each run writes what the sequential path writes, its output going to
+    ``ablate.log`` in its run directory."""
+    from retf_ros.training.worker_pool import Job, run_jobs
+
+    todo = [(v, s) for s in seeds for v in variants if not _finished(v, s, options, fingerprint)]
+    if not todo:
+        return
+    prepare_shared_frames(options, list({v.name: v for v, _ in todo}.values()), seeds[0], jobs)
+    worker_options = replace(options, threads=options.threads or 1)
+    print(f"retf ablate: {len(todo)} run(s) in {min(jobs, len(todo))} worker processes "
+          f"(each run's output: {options.out}/<variant>/seed_<S>/ablate.log)", file=sys.stderr)
+    run_jobs([Job(f"{v.name} seed {s}", options.run_dir(v, s) / "ablate.log", _run_variant, (v, s, worker_options))
+              for v, s in todo], jobs, desc="retf ablate")
 
 
 def _finite_mean(values) -> float | None:
@@ -256,7 +359,7 @@ def prior_checks(rows: list[dict], prior: dict) -> dict:
 
 def run_ablation(data, out, config_path=None, seeds=(1, 10, 13452), epochs=None, variants=None, split=None,
                  device="auto", threads=None, cache_dir=None, stream_stride: int | None = 5,
-                 table_only: bool = False) -> dict:
+                 table_only: bool = False, jobs: int = 1) -> dict:
     """Train + evaluate every chosen variant for every seed; write ablation.md / ablation.json.
 
     ``table_only``: train nothing, read every run's recorded evaluation (RetfError naming the
@@ -264,6 +367,9 @@ def run_ablation(data, out, config_path=None, seeds=(1, 10, 13452), epochs=None,
 
     ``stream_stride``: model frames between streaming predictions in the evaluation (5 = one
     prediction per second at 5 fps: the same scores in expectation as every frame, 5x cheaper).
+
+    ``jobs`` > 1: the unfinished runs train in that many worker processes at once
+    (:func:`_train_in_workers`); the records are those of the sequential path.
     """
     from retf_ros.data.clipstore import data_fingerprint
     from retf_ros.training.config import invoked_command
@@ -274,12 +380,19 @@ def run_ablation(data, out, config_path=None, seeds=(1, 10, 13452), epochs=None,
     unknown = sorted(set(variants or ()) - set(VARIANT_NAMES))
     if unknown:
         raise RetfError(f"unknown variant(s) {', '.join(unknown)} (known: {', '.join(VARIANT_NAMES)})")
+    if jobs < 1:
+        raise RetfError(f"--jobs {jobs}: at least 1 worker process")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cache_dir = cache_dir or str(default_cache_dir())
     command = invoked_command()
+    options = RunOptions(data=data, out=out, config_path=config_path, epochs=epochs, split=split, device=device,
+                         threads=threads, cache_dir=cache_dir or str(default_cache_dir()), command=command,
+                         stream_stride=stream_stride)
     fingerprint = data_fingerprint(data)
-    if table_only:
+    recorded = None
+    if not table_only and jobs > 1:
+        _train_in_workers(chosen, seeds, options, fingerprint, jobs)
+    if table_only or jobs > 1:
         recorded = {(v.name, s): _recorded_evaluation(v, s, out, fingerprint) for v in chosen for s in seeds}
         missing = [f"{name} seed {seed}" for (name, seed), report in recorded.items() if report is None]
         if missing:
@@ -287,11 +400,10 @@ def run_ablation(data, out, config_path=None, seeds=(1, 10, 13452), epochs=None,
                             "(run without --table-only to train them)")
     rows = []
     for variant in chosen:
-        if table_only:
+        if recorded is not None:
             reports = [recorded[variant.name, seed] for seed in seeds]
         else:
-            reports = [_run_variant(variant, seed, data, out, config_path, epochs, split, device, threads,
-                                    cache_dir, command, stream_stride) for seed in seeds]
+            reports = [_run_variant(variant, seed, options) for seed in seeds]
         rows.append(_summarise(variant.name, reports))
     checks = requirement_checks(rows)
     prior = prior_row(data, out, chosen[0], seeds, split)

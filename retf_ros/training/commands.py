@@ -126,6 +126,9 @@ def _ablate_options(ablate: argparse.ArgumentParser) -> None:
     ablate.add_argument("--cache-dir")
     ablate.add_argument("--stream-stride", type=int, default=5,
                         help="model frames between streaming predictions in the evaluation (default 5)")
+    ablate.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="train N runs at once, each in its own worker process (one torch thread each unless "
+                             "--threads; output in OUT/<variant>/seed_<S>/ablate.log); default 1: in this process")
     ablate.add_argument("--table-only", action="store_true",
                         help="train nothing: build the table from the best.json + eval.json already under --out")
 
@@ -194,5 +197,6 @@ def run_ablate(args: argparse.Namespace) -> int:
 
     run_ablation(data=args.data, out=args.out, config_path=args.config, seeds=args.seeds, epochs=args.epochs,
                  variants=args.variants, split=args.split, device=args.device, threads=args.threads,
-                 cache_dir=args.cache_dir, stream_stride=args.stream_stride, table_only=args.table_only)
+                 cache_dir=args.cache_dir, stream_stride=args.stream_stride, table_only=args.table_only,
+                 jobs=args.jobs)
     return 0
