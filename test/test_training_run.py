@@ -245,3 +245,29 @@ def test_torchrun_two_processes_on_cpu(tiny_clip_store, workdir):
     assert len((out / "log.jsonl").read_text().splitlines()) == 2  # rank 0 alone writes
     weights = load_file(str(out / "last.safetensors"))
     assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+
+
+def _epoch_batches(store, workdir: Path, num_workers: int, epoch: int) -> list:
+    config = load_config(workdir / "tiny.yaml", {"cache_dir": str(workdir / "cache"), "device": "cpu",
+                                                 "num_workers": num_workers})
+    trainer = Trainer(config, store.root, workdir / f"loader_{num_workers}", command="pytest")
+    trainer._prepare_cache()
+    train_set, _ = trainer._datasets()
+    loader = trainer._loader(train_set, train=True)
+    batches = []
+    for e in range(epoch + 1):   # the epochs before too, as the training loop runs them
+        loader.dataset.set_epoch(e)
+        loader.sampler.set_epoch(e)
+        batches = [torch.cat([batch["mask"], batch["frame_labels"]], dim=1) for batch in loader]
+    return batches
+
+
+def test_loader_workers_draw_each_epochs_windows_like_the_main_process(tiny_clip_store, workdir):
+    """Worker processes see the epoch: epoch 2's windows equal those drawn without workers and
+    differ from epoch 0's."""
+    inline = _epoch_batches(tiny_clip_store, workdir, num_workers=0, epoch=2)
+    workers = _epoch_batches(tiny_clip_store, workdir, num_workers=1, epoch=2)
+    assert len(inline) == len(workers)
+    assert all(torch.equal(a, b) for a, b in zip(inline, workers))
+    first = _epoch_batches(tiny_clip_store, workdir, num_workers=0, epoch=0)
+    assert not all(torch.equal(a, b) for a, b in zip(inline, first))

@@ -213,9 +213,11 @@ class Trainer:
                                          shuffle=True, seed=self.config.seed)
         elif train:
             sampler = _EpochShuffle(dataset, self.config.seed)
+        # No persistent workers: each worker holds a copy of the dataset made when its iterator
+        # starts, so a persistent one would never see set_epoch and would draw epoch 0's windows
+        # in every epoch (num_workers > 0 would then train on other data than num_workers = 0).
         return DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler, shuffle=False,
-                          num_workers=self.config.num_workers, drop_last=False,
-                          persistent_workers=self.config.num_workers > 0)
+                          num_workers=self.config.num_workers, drop_last=False)
 
     def _check_resumable(self, saved: dict) -> None:
         saved = {**BEFORE_AUGMENTATION, **saved}
