@@ -9,7 +9,7 @@ from retf_ros.param_file import node_parameters
 from retf_ros.bags.frames import ground_truth
 from retf_ros.bags.bagio import BagReader
 from retf_ros.bags.conventions import ModalityTopics
-from retf_ros.runtime.settings import runtime_settings
+from retf_ros.runtime.settings import erank_thresholds
 from retf_ros.replay.offline import OfflineOptions, ReplayRun, run_offline
 from retf_ros.replay.scoring import split_clips
 
@@ -53,7 +53,7 @@ def evaluate_bag(request: EvalRequest, on_document=None) -> EvalOutcome:
     reader = BagReader(request.bag, distro=request.distro)
     params = node_parameters(request.params_file)
     loaded = load_checkpoint(request.checkpoint)
-    thresholds = runtime_settings(params, loaded.metadata).erank_thresholds   # as run_offline derives them
+    thresholds = erank_thresholds(params, loaded.metadata)   # for the report; run_offline's are the same
     metadata = dict(loaded.metadata)
     clips = split_clips(ground_truth(reader, request.topics.ground_truth))
     runs: list[ReplayRun] = []

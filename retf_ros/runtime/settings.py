@@ -3,8 +3,9 @@
 anticipation_node (retf_ros.ros.node) calls :func:`runtime_settings` with the values of its
 declared parameters and offline bag evaluation (retf_ros.replay.offline) with the values of a
 parameter file (retf_ros.param_file.node_parameters), so both run the synchroniser, the
-predictor and the erank health with the same settings from the same values. Both nodes build
-their stamp gate with :func:`stamp_policy`; pose_node its synchroniser with :func:`sync_config`.
+predictor and the erank health with the same settings from the same values (the bag
+evaluation report states the thresholds of :func:`erank_thresholds`, the same ones). Both nodes
+build their stamp gate with :func:`stamp_policy`; pose_node its synchroniser with :func:`sync_config`.
 
 Parameters are a flat mapping of dotted names (``sync.wait_s``) to values. A name the mapping
 lacks takes its default from the table (retf_ros.runtime.parameters); a name the table does not
@@ -66,17 +67,21 @@ def runtime_settings(params: Mapping[str, object], metadata: Mapping) -> Runtime
     def positive_or_none(name: str):
         return values[name] if values[name] > 0 else None
 
-    # Defaults from the checkpoint's validation erank distribution; explicit parameters win.
-    thresholds = thresholds_for(metadata, {name: values[name] for name in THRESHOLD_PARAMETERS},
-                                warn_percentile=values["erank.warn_percentile"],
-                                error_percentile=values["erank.error_percentile"],
-                                high_percentile=values["erank.high_percentile"],
-                                min_frames=values["erank.min_frames"])
     return RuntimeSettings(window=positive_or_none("window.frames"), stride=positive_or_none("window.stride"),
                            horizon_s=positive_or_none("window.horizon_s"), fps=positive_or_none("window.fps"),
-                           sync=sync_config(values), erank_thresholds=thresholds,
+                           sync=sync_config(values), erank_thresholds=erank_thresholds(values, metadata),
                            skeleton_type=values["skeleton.type"], skeleton_layout=values["skeleton.layout"] or None,
                            skeleton_body_id=values["skeleton.body_id"])
+
+
+def erank_thresholds(params: Mapping[str, object], metadata: Mapping) -> ErankThresholds:
+    """The erank thresholds of ``erank.*`` for the checkpoint with ``metadata``: derived from its
+    validation erank distribution where it records one; explicit parameters win."""
+    values = parameter_values(params)
+    return thresholds_for(metadata, {name: values[name] for name in THRESHOLD_PARAMETERS},
+                          warn_percentile=values["erank.warn_percentile"],
+                          error_percentile=values["erank.error_percentile"],
+                          high_percentile=values["erank.high_percentile"], min_frames=values["erank.min_frames"])
 
 
 def sync_config(params: Mapping[str, object]) -> SyncConfig:
