@@ -9,8 +9,8 @@ from retf_ros.param_file import node_parameters
 from retf_ros.bags.frames import ground_truth
 from retf_ros.bags.bagio import BagReader
 from retf_ros.bags.conventions import ModalityTopics
-from retf_ros.replay.offline import (OfflineOptions, ReplayRun, erank_thresholds_from_params, run_offline,
-                                     sync_config_from_params)
+from retf_ros.runtime.settings import erank_thresholds
+from retf_ros.replay.offline import OfflineOptions, ReplayRun, run_offline
 from retf_ros.replay.scoring import split_clips
 
 
@@ -53,18 +53,13 @@ def evaluate_bag(request: EvalRequest, on_document=None) -> EvalOutcome:
     reader = BagReader(request.bag, distro=request.distro)
     params = node_parameters(request.params_file)
     loaded = load_checkpoint(request.checkpoint)
-    thresholds = erank_thresholds_from_params(params, loaded.metadata)
+    thresholds = erank_thresholds(params, loaded.metadata)   # for the report; run_offline's are the same
     metadata = dict(loaded.metadata)
     clips = split_clips(ground_truth(reader, request.topics.ground_truth))
     runs: list[ReplayRun] = []
     if request.offline:
-        window = int(params.get("window.frames", 0)) or None
-        stride = int(params.get("window.stride", 0)) or None
-        options = OfflineOptions(device=request.device, torch_threads=request.torch_threads, window=window,
-                                 stride=stride, sync=sync_config_from_params(params), erank_thresholds=thresholds,
-                                 skeleton_layout=params.get("skeleton.layout") or None,
-                                 skeleton_body_id=int(params.get("skeleton.body_id", -1)), topics=request.topics,
-                                 distro=request.distro)
+        options = OfflineOptions(device=request.device, torch_threads=request.torch_threads, params=params,
+                                 topics=request.topics, distro=request.distro)
         runs.append(run_offline(request.bag, loaded.path, options, progress=request.progress))
     if request.live:
         overrides = {"device": request.device, "torch_threads": request.torch_threads, **request.overrides}

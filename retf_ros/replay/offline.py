@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Mapping
 
-from retf_ros.errors import RetfError
 from retf_ros.bags.frames import frame_sets, resolve_topics, skeleton_reader
 from retf_ros.bags.bagio import BagReader
 from retf_ros.bags.conventions import ModalityTopics
-from retf_ros.runtime.health import THRESHOLD_PARAMETERS, ErankThresholds, thresholds_for
-from retf_ros.runtime.sync import SyncConfig
+from retf_ros.runtime.settings import runtime_settings
 
 
 @dataclass
@@ -42,44 +41,18 @@ class ReplayRun:
 @dataclass(frozen=True)
 class OfflineOptions:
     """``torch_threads`` 1: the streaming model runs batch-1 steps; measured on a shared 2-core
-    machine, 1 thread was about 5x faster than 2 (threads spin against the other processes)."""
+    machine, 1 thread was about 5x faster than 2 (threads spin against the other processes).
+
+    ``params``: anticipation_node's parameters by dotted name (a parameter file's,
+    retf_ros.param_file.node_parameters; missing ones take the node's defaults), turned into the
+    window, synchroniser, erank and skeleton settings by the node's own translation
+    (retf_ros.runtime.settings); the device and threads are the options above."""
 
     device: str = "cpu"
     torch_threads: int = 1
-    stride: int | None = None
-    window: int | None = None
+    params: Mapping[str, object] = field(default_factory=dict)
     topics: ModalityTopics = ModalityTopics()
-    sync: SyncConfig = SyncConfig()
-    erank_thresholds: ErankThresholds | None = None  # None: the node's defaults for the checkpoint
-    skeleton_layout: str | None = None   # joint order of the bag's PoseArrays (node: skeleton.layout)
-    skeleton_body_id: int = -1           # MarkerArray body to follow (node: skeleton.body_id)
     distro: str | None = None            # definitions of a bag that stores none (retf_ros.bags.distros)
-
-
-def sync_config_from_params(params: dict) -> SyncConfig:
-    """The node's synchroniser settings (``sync.*``, ``skeleton.max_age_s``), defaults elsewhere."""
-    names = {"sync.slop_s": "slop_s", "sync.max_age_s": "max_age_s", "sync.queue_size": "queue_size",
-             "sync.reference": "reference", "sync.policy": "policy", "sync.time_jump_s": "time_jump_s",
-             "skeleton.max_age_s": "skeleton_max_age_s"}
-    try:
-        return SyncConfig(**{field_name: params[key] for key, field_name in names.items() if key in params})
-    except (TypeError, ValueError) as exc:
-        raise RetfError(f"node parameters: {exc}") from exc
-
-
-def erank_thresholds_from_params(params: dict, metadata: dict) -> ErankThresholds:
-    """The node's erank thresholds for the checkpoint with ``metadata`` under the ``erank.*``
-    parameters (a missing one takes the node's default; runtime/health.py ``thresholds_for``)."""
-    from retf_ros.ros.params import SPECS
-
-    def param(name: str):
-        return params.get(name, SPECS[name].default)
-
-    return thresholds_for(metadata, {name: param(name) for name in THRESHOLD_PARAMETERS},
-                          warn_percentile=float(param("erank.warn_percentile")),
-                          error_percentile=float(param("erank.error_percentile")),
-                          high_percentile=float(param("erank.high_percentile")),
-                          min_frames=int(param("erank.min_frames")))
 
 
 def run_offline(bag: str | os.PathLike, checkpoint: str | os.PathLike, options: OfflineOptions = OfflineOptions(),
@@ -96,17 +69,17 @@ def run_offline(bag: str | os.PathLike, checkpoint: str | os.PathLike, options: 
     torch.set_num_threads(options.torch_threads)
     reader = BagReader(bag, distro=options.distro)
     loaded = load_checkpoint(checkpoint)
-    predictor = StreamingPredictor(loaded, device=options.device, window=options.window, stride=options.stride,
-                                   erank_thresholds=options.erank_thresholds)
+    settings = runtime_settings(options.params, loaded.metadata)
+    predictor = StreamingPredictor(loaded, device=options.device, **settings.predictor_options())
     stream = resolve_topics(reader, predictor.modalities, options.topics)
     stream.notes[:0] = reader.warnings
-    reference_topic = stream.modality_topics.get(options.sync.reference, next(iter(stream.modality_topics.values())))
+    reference_topic = stream.modality_topics.get(settings.sync.reference, next(iter(stream.modality_topics.values())))
     total = reader.summary.topics[reference_topic].count
     documents, invalid = [], 0
     started = time.perf_counter()
     skeletons = skeleton_reader(reader, stream, predictor.skeleton_layout if "skeleton" in predictor.modalities
-                                else None, options.skeleton_layout, options.skeleton_body_id)
-    frames_iter = frame_sets(reader, stream, options.sync, skeletons)
+                                else None, settings.skeleton_layout, settings.skeleton_body_id)
+    frames_iter = frame_sets(reader, stream, settings.sync, skeletons)
     for frames in tqdm(frames_iter, total=total, desc="offline eval", unit="frame", disable=not progress):
         try:
             anticipation = predictor.stream_inference(frames)

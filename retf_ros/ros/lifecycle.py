@@ -33,7 +33,8 @@ from sensor_msgs.msg import CompressedImage, Image
 from retf_ros.runtime.intake import SequenceGaps, message_info_key
 from retf_ros.runtime.messages import (InvalidMessage, compressed_image_to_array, frame_id, image_to_array,
                                        stamp_nanoseconds)
-from retf_ros.runtime.stamps import StampGate, StampPolicy
+from retf_ros.runtime.settings import stamp_policy
+from retf_ros.runtime.stamps import StampGate
 from retf_ros.runtime.sync import NS, ApproximateTimeSynchronizer, SyncConfig
 from retf_ros.ros.params import ParamSpec, declare_parameters, type_problem, unknown_problem
 from retf_ros.ros.qos import input_qos, output_qos
@@ -52,7 +53,6 @@ class SensorLifecycleNode(LifecycleNode):
         self._specs = {spec.name: spec for spec in parameters}
         self._params_file = params_file
         declare_parameters(self, parameters)
-        self._lifecycle = "unconfigured"
         self._error = ""
         self._sync: ApproximateTimeSynchronizer | None = None
         self._sync_config: SyncConfig | None = None
@@ -71,6 +71,16 @@ class SensorLifecycleNode(LifecycleNode):
 
     def _p(self, name: str):
         return self.get_parameter(name).value
+
+    def parameter_values(self) -> dict:
+        """Every declared parameter's current value by name (what retf_ros.runtime.settings reads)."""
+        return {name: self._p(name) for name in self._specs}
+
+    def lifecycle_state(self) -> str:
+        """The label of rclpy's lifecycle state: "unconfigured", "inactive", "active" or
+        "finalized" (a transition's label while its callback runs)."""
+        # rclpy offers no public getter; its own trigger_shutdown reads the state machine so.
+        return self._state_machine.current_state[1]
 
     def _apply_reporting_parameters(self) -> None:
         """(Re)start the diagnostics timer and the log throttle from their parameters."""
@@ -104,7 +114,6 @@ class SensorLifecycleNode(LifecycleNode):
     # ------------------------------------------------------------------ lifecycle
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_active()
-        self._lifecycle = "inactive"
         return super().on_deactivate(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -114,7 +123,6 @@ class SensorLifecycleNode(LifecycleNode):
     def stop(self) -> None:
         """Stop the inputs and the worker (also on process exit)."""
         self._stop_active()
-        self._lifecycle = "finalized"
 
     def _stop_active(self) -> None:
         """Unsubscribe, then stop and join the worker."""
@@ -145,9 +153,7 @@ class SensorLifecycleNode(LifecycleNode):
         frame stamped far back: the gate decides resets from the stream as a whole."""
         self._sync_config = dataclasses.replace(config, reset_on_time_jump=False)
         self._sync = ApproximateTimeSynchronizer(self._sync_config)
-        self._stamp_gate = StampGate(StampPolicy(
-            max_ahead_s=self._p("stamps.max_ahead_s"), max_behind_s=self._p("stamps.max_behind_s"),
-            jump_frames=self._p("stamps.jump_frames"), clock_jump_s=config.time_jump_s, active_s=config.max_age_s))
+        self._stamp_gate = StampGate(stamp_policy(self.parameter_values(), config))
         self._sequence_gaps = SequenceGaps()
         self._stream_reset.clear()
 

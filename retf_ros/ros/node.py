@@ -33,7 +33,7 @@ from std_msgs.msg import String
 
 from retf_ros.errors import RetfError
 from retf_ros.runtime.messages import InvalidMessage, SkeletonReader
-from retf_ros.runtime.sync import SyncConfig
+from retf_ros.runtime.settings import RuntimeSettings, runtime_settings
 from retf_ros.ros.diagnostics import LatencyWindow, NodeHealth, add_sync_health, diagnostic_statuses
 from retf_ros.ros.input_check import input_problems
 from retf_ros.ros.lifecycle import SUCCESS, SensorLifecycleNode, run_lifecycle_node
@@ -84,12 +84,12 @@ class AnticipationNode(SensorLifecycleNode):
             torch.set_num_threads(self._p("torch_threads"))
             select_precision(self._p("precision"), select_device(self._p("device")))
             self._checkpoint = load_checkpoint(path, device="cpu")
+            settings = self.runtime_settings()
             # Building a CPU predictor checks window / stride / fps / horizon against the metadata.
-            checked = self._build_predictor(device="cpu", precision="fp32")
-            self._sync_config = self._make_sync_config(checked.modalities)
-            self._skeleton = SkeletonReader(self._p("skeleton.type"), self._p("skeleton.layout")
-                                            or checked.skeleton_layout, checked.skeleton_layout,
-                                            self._p("skeleton.body_id"))
+            checked = self._build_predictor(settings, device="cpu", precision="fp32")
+            self._sync_config = settings.sync_for(checked.modalities)
+            self._skeleton = SkeletonReader(settings.skeleton_type, settings.skeleton_layout or checked.skeleton_layout,
+                                            checked.skeleton_layout, settings.skeleton_body_id)
             checked.release()
         except (RetfError, ValueError, OSError) as exc:
             self._checkpoint = None
@@ -102,43 +102,24 @@ class AnticipationNode(SensorLifecycleNode):
             "debug_image": self.create_publisher(Image, "~/debug_image", output_qos(2)),
         }
         self._error = ""
-        self._lifecycle = "inactive"
         self.get_logger().info(f"configured: checkpoint {self._checkpoint.path} (sha256 "
                                f"{self._checkpoint.sha256[:12]}), modalities {', '.join(self._sync_config.modalities)}")
         return SUCCESS
 
-    def _build_predictor(self, device: str, precision: str):
-        from retf_ros.runtime.health import THRESHOLD_PARAMETERS, thresholds_for
+    def runtime_settings(self) -> RuntimeSettings:
+        """The runtime settings of the declared parameters for the loaded checkpoint (the one
+        translation, retf_ros.runtime.settings, that offline bag evaluation uses too)."""
+        return runtime_settings(self.parameter_values(), self._checkpoint.metadata)
+
+    def _build_predictor(self, settings: RuntimeSettings, device: str, precision: str):
         from retf_ros.runtime.predictor import StreamingPredictor
 
-        def positive_or_none(name):
-            value = self._p(name)
-            return value if value > 0 else None
-
-        # Defaults from the checkpoint's validation erank distribution; explicit parameters win.
-        thresholds = thresholds_for(self._checkpoint.metadata, {name: self._p(name) for name in THRESHOLD_PARAMETERS},
-                                    warn_percentile=self._p("erank.warn_percentile"),
-                                    error_percentile=self._p("erank.error_percentile"),
-                                    high_percentile=self._p("erank.high_percentile"),
-                                    min_frames=self._p("erank.min_frames"))
         return StreamingPredictor(self._checkpoint, device=device, precision=precision,
-                                  window=positive_or_none("window.frames"), stride=positive_or_none("window.stride"),
-                                  horizon_s=positive_or_none("window.horizon_s"), fps=positive_or_none("window.fps"),
-                                  erank_thresholds=thresholds)
-
-    def _make_sync_config(self, modalities: tuple[str, ...]) -> SyncConfig:
-        reference = self._p("sync.reference")
-        if reference not in modalities:
-            raise RetfError(f"parameter 'sync.reference' is {reference!r} but the checkpoint uses only "
-                            f"{', '.join(modalities)}")
-        return SyncConfig(modalities=modalities, reference=reference, slop_s=self._p("sync.slop_s"),
-                          max_age_s=self._p("sync.max_age_s"), skeleton_max_age_s=self._p("skeleton.max_age_s"),
-                          queue_size=self._p("sync.queue_size"), policy=self._p("sync.policy"),
-                          time_jump_s=self._p("sync.time_jump_s"), wait_s=self._p("sync.wait_s"))
+                                  **settings.predictor_options())
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            self._predictor = self._build_predictor(self._p("device"), self._p("precision"))
+            self._predictor = self._build_predictor(self.runtime_settings(), self._p("device"), self._p("precision"))
         except (RetfError, RuntimeError) as exc:
             self._release_model()
             return self._fail("activate", str(exc))
@@ -162,13 +143,11 @@ class AnticipationNode(SensorLifecycleNode):
             return self._fail("activate", warmed[0])
         self._subscribe()
         self._error = ""
-        self._lifecycle = "active"
         return super().on_activate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._destroy_outputs()
         self._checkpoint = None
-        self._lifecycle = "unconfigured"
         return SUCCESS
 
     def _stop_active(self) -> None:
@@ -276,12 +255,12 @@ class AnticipationNode(SensorLifecycleNode):
 
     # ------------------------------------------------------------------ diagnostics
     def health(self) -> NodeHealth:
-        health = NodeHealth(node_name=self.get_fully_qualified_name(), lifecycle_state=self._lifecycle, error=self._error,
-                            checkpoint=str(self._checkpoint.path) if self._checkpoint else "")
+        health = NodeHealth(node_name=self.get_fully_qualified_name(), lifecycle_state=self.lifecycle_state(),
+                            error=self._error, checkpoint=str(self._checkpoint.path) if self._checkpoint else "")
         predictor, sync = self._predictor, self._sync
         if predictor is not None:
             health.device = predictor.device_name
-        if sync is None or self._lifecycle != "active":
+        if sync is None or health.lifecycle_state != "active":
             return health
         self._reported_drops = add_sync_health(health, sync, self._stamp_gate, self._frame_errors,
                                                self._reported_drops, self._sync_config.max_age_s,

@@ -1,7 +1,9 @@
-"""The node's parameters: one table, declared once each with a ParameterDescriptor.
+"""The nodes' parameters declared once each with a ParameterDescriptor, and their checks.
 
-Each entry gives the default (which fixes the type), a description, and either a numeric range
-(enforced by rclpy through the descriptor) or a set of allowed strings (enforced by
+anticipation_node's table is plain data in retf_ros.runtime.parameters (``PARAMETERS``,
+``SPECS``; offline replay reads it too); pose_node's (``POSE_PARAMETERS``) is here, sharing
+entries with it. Each entry gives the default (which fixes the type), a description, and either
+a numeric range (enforced by rclpy through the descriptor) or a set of allowed strings (enforced by
 :func:`validation_problem`, which the node registers as its set-parameters callback before
 declaring, so a bad value in a YAML file, on the command line (``-p``) or from a remote
 ``set_parameters`` call is refused with a message naming the parameter).
@@ -12,142 +14,46 @@ document every one.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import inspect
 
-from retf_ros.fusion.skeleton import LAYOUTS
-from retf_ros.runtime.health import (DEFAULT_ERROR_PERCENTILE, DEFAULT_HIGH_PERCENTILE, DEFAULT_WARN_PERCENTILE,
-                                     DISTRIBUTION_PERCENTILES)
-from retf_ros.runtime.frames import MODALITIES
-from retf_ros.runtime.sync import POLICIES
-from retf_ros.ros.qos import HISTORIES, RELIABILITIES
+from retf_ros.pose.estimator import MediaPipePose
+from retf_ros.pose.lifting import LiftConfig
+from retf_ros.runtime.health import DISTRIBUTION_PERCENTILES
+# PARAMETERS and SPECS are anticipation_node's table, declared and checked from here.
+from retf_ros.runtime.parameters import PARAMETERS, SPECS, ParamSpec, qos_specs
 
 DEVICE_HELP = "auto | cpu | cuda | cuda:N"
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    name: str
-    default: bool | int | float | str
-    description: str
-    choices: tuple[str, ...] | None = None
-    low: float | None = None
-    high: float | None = None
-
-
-def _qos_specs(modality: str) -> list[ParamSpec]:
-    return [
-        ParamSpec(f"qos.{modality}.reliability", "best_effort",
-                  f"Reliability of the {modality} subscription (best_effort accepts both kinds of publisher).",
-                  choices=tuple(RELIABILITIES)),
-        ParamSpec(f"qos.{modality}.history", "keep_last", f"History policy of the {modality} subscription.",
-                  choices=tuple(HISTORIES)),
-        ParamSpec(f"qos.{modality}.depth", 2, f"Queue depth of the {modality} subscription.", low=1, high=100),
-    ]
-
-
-PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("autostart", True, "Run configure and activate on start-up (false: wait for lifecycle transitions)."),
-    ParamSpec("checkpoint", "", "Checkpoint path (.safetensors, .json, stem or run directory); empty = the demo "
-              "checkpoint shipped with the package."),
-    ParamSpec("device", "auto", "Inference device: auto, cpu, cuda or cuda:N. The device actually used is logged and in "
-              "diagnostics; a CUDA device this machine does not have is refused when set (no silent fallback)."),
-    ParamSpec("precision", "fp32", "Inference precision (fp16 needs CUDA).", choices=("fp32", "fp16", "bf16")),
-    ParamSpec("torch_threads", 2, "torch intra-op threads (each DDS process already runs ~18 threads).",
-              low=1, high=256),
-    ParamSpec("window.frames", 0, "Frames per inference window W (0 = the checkpoint's).", low=0, high=4096),
-    ParamSpec("window.fps", 0.0, "Model frame rate the camera stream is resampled to (0 = the checkpoint's).",
-              low=0.0, high=1000.0),
-    ParamSpec("window.stride", 0, "Re-run the temporal model every N model frames (0 = the runtime's default).",
-              low=0, high=4096),
-    ParamSpec("window.horizon_s", 0.0, "Anticipation horizon in seconds (0 = the checkpoint's).",
-              low=0.0, high=3600.0),
-    ParamSpec("sync.slop_s", 0.03, "Largest stamp difference between matched RGB and depth frames (s).",
-              low=0.0005, high=10.0),
-    ParamSpec("sync.max_age_s", 0.5, "A modality without a frame this close to the reference stamp is "
-              "'missing' (closer but unmatched: 'stale'); also how long the reference may pause (s).",
-              low=0.001, high=60.0),
-    ParamSpec("sync.queue_size", 5, "Frames buffered per modality for matching.", low=1, high=1000),
-    ParamSpec("sync.reference", "rgb", "Modality whose frames drive the synchroniser.", choices=MODALITIES),
-    ParamSpec("sync.policy", "available", "require_all: only complete sets; available: run with the fresh "
-              "modalities, the others masked and reported.", choices=POLICIES),
-    ParamSpec("sync.wait_s", 0.1, "How long (wall time) a reference frame waits for late partners before it "
-              "goes out with them marked stale / missing (policy available) or is dropped (require_all) (s).",
-              low=0.0, high=10.0),
-    ParamSpec("sync.time_jump_s", 1.0, "The node's clock (/clock under use_sim_time) going back this far resets "
-              "all buffers (a looped bag); offline bag evaluation: a stamp this far behind a modality's newest "
-              "does (s).", low=0.001, high=1e6),
-    ParamSpec("stamps.max_ahead_s", 0.5, "A frame stamped more than this ahead of the node's clock is dropped "
-              "(stamp_in_future), never used nor a reason to reset (s).", low=0.001, high=1e6),
-    ParamSpec("stamps.max_behind_s", 1.0, "A frame stamped more than this behind the node's clock is dropped "
-              "(stamp_too_old), never used nor a reason to reset (s).", low=0.001, high=1e6),
-    ParamSpec("stamps.jump_frames", 10, "Consecutive frames off the node's clock by the same amount, with a frame of "
-              "every active input among them, that make the stamp check follow the stream's clock and reset all "
-              "buffers (a bag played without /clock); fewer are dropped one by one.", low=2, high=100000),
-    ParamSpec("rgb.compressed", False, "Subscribe to sensor_msgs/CompressedImage on rgb/image_raw/compressed "
-              "instead of Image on rgb/image_raw."),
-    ParamSpec("skeleton.type", "pose_array", "pose_array: geometry_msgs/PoseArray in skeleton.layout order; "
-              "marker_array: Azure Kinect body-tracking MarkerArray (id = body * 100 + joint).",
-              choices=("pose_array", "marker_array")),
-    ParamSpec("skeleton.layout", "", "Joint order of incoming PoseArrays (empty = the checkpoint's); "
-              "converted by joint name to the checkpoint's layout.", choices=("", *LAYOUTS)),
-    ParamSpec("skeleton.max_age_s", 0.2, "Zero-order hold: a skeleton is reused for frames up to this much "
-              "newer (s).", low=0.001, high=60.0),
-    ParamSpec("skeleton.body_id", -1, "MarkerArray body to follow (-1 = the body nearest the camera).",
-              low=-1, high=2**31 - 1),
-    *_qos_specs("rgb"), *_qos_specs("depth"), *_qos_specs("skeleton"),
-    ParamSpec("diagnostics.rate_hz", 1.0, "Rate of /diagnostics messages.", low=0.01, high=100.0),
-    ParamSpec("diagnostics.log_throttle_s", 5.0, "At most one log line per drop reason in this period (s).",
-              low=0.0, high=3600.0),
-    ParamSpec("erank.fused_warn", -1.0, "WARN (feature collapse) when the fused effective rank falls below; -1 = "
-              "auto: the checkpoint's validation percentile erank.warn_percentile when it records its erank "
-              "distribution, else 2.5; 0 disables.", low=-1.0, high=1e6),
-    ParamSpec("erank.fused_error", -1.0, "ERROR (feature collapse) when the fused effective rank falls below; -1 = "
-              "auto: the checkpoint's percentile erank.error_percentile, else 1.5; 0 disables.", low=-1.0, high=1e6),
-    ParamSpec("erank.mutual_gain_warn", -1.0, "WARN (modality collapse) when a modality pair's mutual rank gain falls "
-              "below; -1 = auto: the lowest pair's percentile erank.warn_percentile (off where that is 0), else "
-              "0.05; 0 disables.", low=-1.0, high=1e6),
-    ParamSpec("erank.mutual_gain_error", -1.0, "ERROR (modality collapse) when a pair's mutual rank gain falls below; "
-              "-1 = auto: the lowest pair's percentile erank.error_percentile (off where 0), else off; 0 disables.",
-              low=-1.0, high=1e6),
-    ParamSpec("erank.warn_percentile", DEFAULT_WARN_PERCENTILE, "With a checkpoint that records its validation erank "
-              "distribution: WARN naming the modality when its erank before the exchange falls below this "
-              "percentile of it (also the auto fused / mutual-gain WARN); one of the recorded percentiles, 0 disables.",
-              low=0.0, high=50.0),
-    ParamSpec("erank.error_percentile", DEFAULT_ERROR_PERCENTILE, "ERROR naming the modality when its erank before "
-              "the exchange falls below this percentile of the checkpoint's distribution (also the auto fused / "
-              "mutual-gain ERROR); one of the recorded percentiles, 0 disables.", low=0.0, high=50.0),
-    ParamSpec("erank.high_percentile", DEFAULT_HIGH_PERCENTILE, "WARN naming the modality when its erank before the "
-              "exchange rises above this percentile of the checkpoint's distribution (noise-like input); one of "
-              "the recorded percentiles, 0 disables.", low=0.0, high=100.0),
-    ParamSpec("erank.min_frames", 4, "Frames a modality needs in the window to get an effective rank.",
-              low=2, high=4096),
-)
-
-SPECS = {spec.name: spec for spec in PARAMETERS}
 PERCENTILE_PARAMETERS = ("erank.warn_percentile", "erank.error_percentile", "erank.high_percentile")
 
+
+def _estimator_default(argument: str):
+    """The default of a MediaPipePose argument (its home; the estimator.* parameters take it)."""
+    return inspect.signature(MediaPipePose).parameters[argument].default
+
+
 # pose_node (config/pose.yaml): RGB + depth + CameraInfo -> 3D landmarks. Parameters it shares
-# with anticipation_node are the same entries.
+# with anticipation_node are the same entries; the lifting.* defaults are LiftConfig's.
 POSE_PARAMETERS: tuple[ParamSpec, ...] = (
     SPECS["autostart"],
     SPECS["rgb.compressed"],
-    ParamSpec("estimator.tracking", True, "Follow the person from frame to frame (the detector runs only when the "
-              "track is lost); false estimates every image on its own."),
-    ParamSpec("estimator.min_detection_confidence", 0.5, "Detector score a person needs to be reported.",
+    ParamSpec("estimator.tracking", _estimator_default("tracking"), "Follow the person from frame to frame (the "
+              "detector runs only when the track is lost); false estimates every image on its own."),
+    ParamSpec("estimator.min_detection_confidence", _estimator_default("min_detection_confidence"),
+              "Detector score a person needs to be reported.", low=0.0, high=1.0),
+    ParamSpec("estimator.min_tracking_confidence", _estimator_default("min_tracking_confidence"),
+              "Landmark-model score below which the track counts as lost (the detector runs again).",
               low=0.0, high=1.0),
-    ParamSpec("estimator.min_tracking_confidence", 0.5, "Landmark-model score below which the track counts as "
-              "lost (the detector runs again).", low=0.0, high=1.0),
-    ParamSpec("lifting.patch_radius", 2, "A landmark's depth is the median of the valid depth pixels in a "
-              "(2r+1)^2 patch around it (px).", low=0, high=20),
-    ParamSpec("lifting.min_valid_fraction", 0.3, "Fraction of the patch that must have a valid depth, else the "
-              "landmark is missing (NaN).", low=0.01, high=1.0),
-    ParamSpec("lifting.max_spread_m", 0.1, "A patch whose valid depths spread wider (interquartile range, m) "
-              "straddles a depth edge: the landmark is missing (NaN).", low=0.001, high=100.0),
-    ParamSpec("lifting.min_visibility", 0.5, "Estimator visibility below which a landmark is missing (NaN): an "
-              "occluded landmark's depth would be the occluder's.", low=0.0, high=1.0),
+    ParamSpec("lifting.patch_radius", LiftConfig.patch_radius, "A landmark's depth is the median of the valid depth "
+              "pixels in a (2r+1)^2 patch around it (px).", low=0, high=20),
+    ParamSpec("lifting.min_valid_fraction", LiftConfig.min_valid_fraction, "Fraction of the patch that must have a "
+              "valid depth, else the landmark is missing (NaN).", low=0.01, high=1.0),
+    ParamSpec("lifting.max_spread_m", LiftConfig.max_spread_m, "A patch whose valid depths spread wider "
+              "(interquartile range, m) straddles a depth edge: the landmark is missing (NaN).", low=0.001, high=100.0),
+    ParamSpec("lifting.min_visibility", LiftConfig.min_visibility, "Estimator visibility below which a landmark is "
+              "missing (NaN): an occluded landmark's depth would be the occluder's.", low=0.0, high=1.0),
     SPECS["sync.slop_s"], SPECS["sync.queue_size"],
     SPECS["stamps.max_ahead_s"], SPECS["stamps.max_behind_s"], SPECS["stamps.jump_frames"],
-    *_qos_specs("rgb"), *_qos_specs("depth"), *_qos_specs("camera_info"),
+    *qos_specs("rgb"), *qos_specs("depth"), *qos_specs("camera_info"),
     SPECS["diagnostics.rate_hz"], SPECS["diagnostics.log_throttle_s"],
 )
 POSE_SPECS = {spec.name: spec for spec in POSE_PARAMETERS}

@@ -26,6 +26,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
+from dataclasses import replace
 
 import numpy as np
 from geometry_msgs.msg import Pose, PoseArray
@@ -37,7 +38,7 @@ from visualization_msgs.msg import MarkerArray
 from retf_ros.errors import RetfError
 from retf_ros.pose.lifting import LiftConfig, PinholeIntrinsics, lift_landmarks
 from retf_ros.runtime.messages import InvalidMessage
-from retf_ros.runtime.sync import SyncConfig
+from retf_ros.runtime.settings import sync_config
 from retf_ros.ros.diagnostics import LatencyWindow, NodeHealth, PoseHealth, add_sync_health, pose_statuses
 from retf_ros.ros.lifecycle import SUCCESS, SensorLifecycleNode, run_lifecycle_node
 from retf_ros.ros.params import POSE_PARAMETERS
@@ -118,29 +119,26 @@ class PoseNode(SensorLifecycleNode):
         self._outputs = {"skeleton": self.create_publisher(PoseArray, "skeleton", output_qos()),
                          "markers": self.create_publisher(MarkerArray, "~/markers", output_qos())}
         self._error = ""
-        self._lifecycle = "inactive"
         self.get_logger().info(f"configured: MediaPipe pose, {layout.num_joints} landmarks ({layout.name}) on "
                                f"'skeleton'")
         return SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._error = ""
-        self._start_input(SyncConfig(
-            modalities=("rgb", "depth"), reference="rgb", slop_s=self._p("sync.slop_s"),
-            queue_size=self._p("sync.queue_size"), policy="require_all", wait_s=PAIR_WAIT_S))
+        # An RGB image is estimated only with its depth partner (require_all).
+        self._start_input(replace(sync_config(self.parameter_values()), modalities=("rgb", "depth"), reference="rgb",
+                                  policy="require_all", wait_s=PAIR_WAIT_S))
         self._reset_counters()
         self._reported_drops = {}
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="pose estimation", daemon=True)
         self._worker.start()
         self._subscribe()
-        self._lifecycle = "active"
         return super().on_activate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._destroy_outputs()
         self._close_estimator()
-        self._lifecycle = "unconfigured"
         return SUCCESS
 
     def stop(self) -> None:
@@ -215,13 +213,13 @@ class PoseNode(SensorLifecycleNode):
 
     # ------------------------------------------------------------------ diagnostics
     def health(self) -> tuple[NodeHealth, PoseHealth]:
-        health = NodeHealth(node_name=self.get_fully_qualified_name(), lifecycle_state=self._lifecycle,
+        health = NodeHealth(node_name=self.get_fully_qualified_name(), lifecycle_state=self.lifecycle_state(),
                             error=self._error, device="cpu")
         estimator = self._estimator
         pose = PoseHealth(layout=estimator.layout.name if estimator else "",
                           landmarks=estimator.layout.num_joints if estimator else 0)
         sync = self._sync
-        if sync is None or self._lifecycle != "active":
+        if sync is None or health.lifecycle_state != "active":
             return health, pose
         self._reported_drops = add_sync_health(health, sync, self._stamp_gate, self._frame_errors,
                                                self._reported_drops, INPUT_MAX_AGE_S,

@@ -30,6 +30,8 @@ from __future__ import annotations
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+from retf_ros.runtime.sync import SyncConfig
+
 NS = 1_000_000_000
 STAMP_DROP_REASONS = ("stamp_in_future", "stamp_too_old")
 AGE_WINDOW_S = 2.0  # arrival ages are reported over the last two seconds (the input rate window)
@@ -37,13 +39,16 @@ AGE_WINDOW_S = 2.0  # arrival ages are reported over the last two seconds (the i
 
 @dataclass(frozen=True)
 class StampPolicy:
-    """Tolerances of :class:`StampGate`. Raises ValueError naming the field."""
+    """Tolerances of :class:`StampGate`. Raises ValueError naming the field.
+
+    The node sets ``clock_jump_s`` and ``active_s`` from its synchroniser's ``time_jump_s`` and
+    ``max_age_s`` (retf_ros.runtime.settings.stamp_policy), whose defaults they share."""
 
     max_ahead_s: float = 0.5
     max_behind_s: float = 1.0
     jump_frames: int = 10
-    clock_jump_s: float = 1.0
-    active_s: float = 0.5
+    clock_jump_s: float = SyncConfig.time_jump_s
+    active_s: float = SyncConfig.max_age_s
 
     def __post_init__(self) -> None:
         for name in ("max_ahead_s", "max_behind_s", "clock_jump_s", "active_s"):
