@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from retf_ros.fusion.cpu_linear import linear
 from retf_ros.fusion.exchange import rank_exchange
 
 FUSION_KINDS = ("rtf", "no_exchange", "concat", "sum", "sum_exchange")
@@ -51,7 +52,16 @@ class CrossModalBlock(nn.Module):
         h = self.norm1(x)
         attended = self._attend_to_the_other(h, present) if x.shape[1] == 2 else self._attend(h, present)
         x = x + self.drop(self.proj(attended))
-        return x + self.drop(self.mlp(self.norm2(x)))
+        return x + self.drop(self._feed_forward(self.norm2(x)))
+
+    def _feed_forward(self, h: torch.Tensor) -> torch.Tensor:
+        """self.mlp (N, M, C) -> (N, M, C). Out of training its dropout is the identity, so the
+        two projections go through cpu_linear, which fuses the GELU into the first one's kernel
+        on the CPU."""
+        if self.training:
+            return self.mlp(h)
+        expand, _, _, contract = self.mlp
+        return linear(linear(h, expand, "gelu"), contract)
 
     def _attend(self, h: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """Cross-only attention of normalised tokens h (N, M, C), present (N, M) -> (N, M, C)."""
@@ -84,10 +94,11 @@ def _checked_exchange_ratio(ratio: float) -> float:
     return ratio
 
 
-def _every_token_valid_on_cpu(valid: torch.Tensor) -> bool:
-    """True when ``valid`` is a CPU tensor and all True (the exchange may then skip its
-    masking). Never asked of a GPU tensor: there the answer would cost a host sync."""
-    return valid.device.type == "cpu" and bool(valid.all())
+def every_true_on_cpu(mask: torch.Tensor) -> bool:
+    """True when ``mask`` is a CPU tensor and all True (a fast path may then skip its masking).
+    Never asked of a GPU tensor: the answer would cost a device -> host sync, which stalls the
+    queue of kernels; there the masked computation runs, which gives the same numbers."""
+    return mask.device.type == "cpu" and bool(mask.all())
 
 
 def _masked_token_mean(tokens: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
@@ -149,7 +160,7 @@ class RankEnhancingTokenFuser(nn.Module):
         if self.selection == "bn_gamma":
             importance = [norm.weight.abs() for norm in self.norms]
         if self.exchange:
-            mask = None if _every_token_valid_on_cpu(valid) else list(valid.unbind(1))
+            mask = None if every_true_on_cpu(valid) else list(valid.unbind(1))
             exchanged = rank_exchange(tokens, self.alpha, self.ratio, mask=mask,
                                       partner=self.partner, importance=importance)
         else:
