@@ -167,6 +167,26 @@ def test_cpu_linear_keeps_the_plain_path_where_onednn_would_differ_or_be_slower(
 
 
 @onednn
+def test_cpu_linear_never_uses_a_weight_layout_older_than_the_weight():
+    """The wide layers keep their weight in oneDNN's layout between calls; any change of the
+    weight (optimizer step, load_state_dict, a replaced .data) must be seen by the next call."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(2048, 16)
+    x = torch.randn(32, 2048)
+    with torch.no_grad():
+        cpu_linear.linear(x, layer)
+        changes = [lambda: layer.weight.mul_(-2.0),
+                   lambda: layer.load_state_dict({"weight": torch.randn(16, 2048), "bias": torch.zeros(16)}),
+                   lambda: setattr(layer.weight, "data", torch.randn(16, 2048))]
+        for change in changes:
+            before = cpu_linear.linear(x, layer)
+            change()
+            after = cpu_linear.linear(x, layer)
+            assert not torch.allclose(after, before)
+            torch.testing.assert_close(after, layer(x), atol=1e-4, rtol=1e-5)
+
+
+@onednn
 @pytest.mark.parametrize("padded", [False, True], ids=["unpadded", "padded"])
 def test_a_long_window_on_onednn_equals_the_forward_on_torchs_linear(padded, monkeypatch):
     """T = 160 at the issue's configuration: the depth / feature embeddings, the fuser's MLP and
