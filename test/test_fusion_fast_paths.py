@@ -35,6 +35,16 @@ def test_two_modality_attention_is_the_other_tokens_value_as_the_general_attenti
     assert (shortcut[present.flip(1)] != 0).any()
 
 
+@pytest.mark.parametrize("modalities", [2, 3])
+def test_the_block_without_a_presence_mask_equals_the_block_with_every_token_present(modalities):
+    torch.manual_seed(modalities)
+    block = CrossModalBlock(32, heads=4).eval()
+    x = torch.randn(10, modalities, 32)
+    with torch.no_grad():
+        unmasked, masked = block(x, None), block(x, torch.ones(10, modalities, dtype=torch.bool))
+    torch.testing.assert_close(unmasked, masked, atol=0, rtol=0)
+
+
 def test_two_modality_attention_shortcut_under_bf16_autocast():
     block, h, present = _block_and_tokens(1)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
