@@ -239,3 +239,24 @@ def test_an_inference_forward_reads_no_value_back_from_the_device(config, with_p
         out = model(inputs, mask, present)
     assert out.action_logits.shape == (2, config.num_queries, config.num_classes + 1)
     assert out.fused.device.type == "meta"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the GPU check runs it)")
+@pytest.mark.parametrize("precision", [None, torch.float16, torch.bfloat16], ids=["fp32", "fp16", "bf16"])
+def test_a_cuda_forward_makes_no_host_sync(precision):
+    """The same property as above, asked of CUDA itself: with sync debug mode "error" any
+    device -> host synchronisation inside the forward raises."""
+    torch.manual_seed(0)
+    model = R3DModel(issue_config(64)).cuda().eval()
+    inputs = {"rgb": torch.randn(1, 64, 2048, device="cuda"), "depth": torch.rand(1, 64, 1, 120, 160, device="cuda")}
+    mask = torch.ones(1, 64, dtype=torch.bool, device="cuda")
+    autocast = torch.autocast("cuda", dtype=precision, enabled=precision is not None)
+    with torch.no_grad(), autocast:
+        model(inputs, mask)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            out = model(inputs, mask)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(out.action_logits.float()).all()
