@@ -2,9 +2,9 @@
 
 torch's CPU ``F.linear`` runs MKL's sgemm. On the AMD EPYC CPUs this project is measured on,
 oneDNN's fp32 GEMM (``torch.ops.mkldnn._linear_pointwise``, the kernel torch's own compiler
-uses for CPU linears) is 12-22 % faster for the big frame embeddings (the flattened 160x120
-depth map, 2048-d features) and, from 128 rows on, for the per-token layers, and it applies the
-ReLU / GELU (exact erf form) in the same pass. It is slower for a few rows (a streaming frame),
+uses for CPU linears) was measured faster (one thread) for the big frame embeddings (the
+flattened 160x120 depth map, 2048-d features) and, from 128 rows on, for the per-token layers,
+and it applies the ReLU / GELU (exact erf form) in the same pass. It is slower for a few rows (a streaming frame),
 so it is taken only where it was measured faster, and only where it computes exactly what the
 plain path would: fp32 CPU tensors, no autocast, nothing that needs a gradient (the op has no
 backward). Everywhere else (training, GPU, bf16, small inputs) the plain ``F.linear`` runs.
@@ -32,7 +32,8 @@ def _onednn_linear_available() -> bool:
 
 _ONEDNN = _onednn_linear_available()
 # weight -> (data_ptr, version, the weight in oneDNN's blocked layout). Only for the wide layers:
-# reordering on every call costs 0.5-0.7 ms of a 3-13 ms depth projection (T = 64 / 256). The
+# reordering on every call cost 0.5-0.7 ms of a 3-13 ms depth projection (T = 64 / 256, measured
+# here with one thread). The
 # version counter moves with every in-place change (optimizer step, load_state_dict), the data
 # pointer with a replaced .data, so a stale layout is never used. Costs one copy of the weight.
 _BLOCKED_WEIGHTS = WeakIdKeyDictionary()  # by identity: a tensor's == is elementwise
