@@ -33,9 +33,9 @@ def _onednn_linear_available() -> bool:
 _ONEDNN = _onednn_linear_available()
 # weight -> (data_ptr, version, the weight in oneDNN's blocked layout). Only for the wide layers:
 # reordering on every call cost 0.5-0.7 ms of a 3-13 ms depth projection (T = 64 / 256, measured
-# here with one thread). The
-# version counter moves with every in-place change (optimizer step, load_state_dict), the data
-# pointer with a replaced .data, so a stale layout is never used. Costs one copy of the weight.
+# here with one thread). The version counter moves with every in-place change (optimizer step,
+# load_state_dict), the data pointer with a replaced .data, so a stale layout is never used.
+# Costs one copy of the weight.
 _BLOCKED_WEIGHTS = WeakIdKeyDictionary()  # by identity: a tensor's == is elementwise
 
 
