@@ -9,6 +9,8 @@ per-frame path: one VGA RGB frame and one VGA depth frame prepared for the model
 (retf_ros.fusion.inputs) at the image sizes the shipped and default models use.
 Median of 25 calls after 5 warm-up calls, wall time and (CPU) the calling thread's CPU time,
 which a CPU shared with other work inflates less; the machine is printed with the figures.
+With --gpu the forward figures are taken on CUDA in fp32 and under fp16 / bf16 autocast (the
+precisions of the streaming runtime; weights stay fp32).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 from retf_ros.bench import machine_description, median_wall_and_cpu_ms
+from retf_ros.device import PRECISIONS, autocast
 from retf_ros.fusion import R3DConfig, R3DModel
 from retf_ros.fusion.inputs import prepare_depth, prepare_rgb
 
@@ -39,16 +42,16 @@ def _timed(fn, device: torch.device) -> tuple[float, float]:
     return median_wall_and_cpu_ms(fn, device, REPEATS, warmup=5)
 
 
-def forward_figures(device: torch.device, steps: int) -> dict[str, tuple[float, float]]:
+def forward_figures(device: torch.device, steps: int, precision: str = "fp32") -> dict[str, tuple[float, float]]:
     """(median wall ms, median thread CPU ms) of the whole forward, the fuser alone and
-    forward_tokens at B=1, T=steps."""
+    forward_tokens at B=1, T=steps, under autocast to ``precision`` (fp32: none)."""
     torch.manual_seed(0)
     model = R3DModel(issue_config(steps)).to(device).eval()
     h, w = model.config.image_size
     inputs = {"rgb": torch.randn(1, steps, 2048, device=device),
               "depth": torch.rand(1, steps, 1, h, w, device=device)}
     mask = torch.ones(1, steps, dtype=torch.bool, device=device)
-    with torch.no_grad():
+    with torch.no_grad(), autocast(device, PRECISIONS[precision]):
         tokens = model.encode_frames(inputs)
         stacked = [tokens[m] for m in model.config.modalities]
         valid = torch.ones(1, len(stacked), steps, dtype=torch.bool, device=device)
@@ -81,15 +84,16 @@ def run(args) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        devices = [torch.device("cuda")] if getattr(args, "gpu", False) else [torch.device("cpu")]
-        for device in devices:
-            load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
-            print(f"[model] machine: {machine_description(device)}{load}")
+        gpu = getattr(args, "gpu", False)
+        device = torch.device("cuda") if gpu else torch.device("cpu")
+        load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+        print(f"[model] machine: {machine_description(device)}{load}")
+        for precision in ("fp32", "fp16", "bf16") if gpu else ("fp32",):
             for steps in WINDOWS:
-                f = forward_figures(device, steps)
+                f = forward_figures(device, steps, precision)
                 print(f"[model] R3D at the authors' configuration (2048-d RGB features + 160x120 depth flattened, "
-                      f"C=128, 2 enc / 1 dec layers, 8 queries, 8 heads, rho 0.3, B=1, all frames valid) on {device}, "
-                      f"T={steps}: forward {_ms(f['forward'], device)}; fuser alone {_ms(f['fuser'], device)}; "
+                      f"C=128, 2 enc / 1 dec layers, 8 queries, 8 heads, rho 0.3, B=1, all frames valid) on {device} "
+                      f"{precision}, T={steps}: forward {_ms(f['forward'], device)}; fuser alone {_ms(f['fuser'], device)}; "
                       f"forward_tokens (fuser + temporal model + heads) {_ms(f['temporal'], device)} "
                       f"(median of {REPEATS}; wall, and the thread's CPU time)")
         cpu = torch.device("cpu")

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from retf_ros.fusion.cpu_linear import linear
+
 TOKEN_ACTIVATIONS = ("layernorm", "relu")
 
 
@@ -126,7 +128,14 @@ class DepthFlattenEncoder(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x if self.standardise is None else self.standardise(x))
+        x = x if self.standardise is None else self.standardise(x)
+        flatten, projection, *ending = self.net
+        # The projection (h*w -> C, e.g. 19200 -> 128) is most of a window's forward: cpu_linear
+        # runs it on the faster CPU kernel where one is (the layers stay those of self.net).
+        tokens = linear(flatten(x), projection)
+        for layer in ending:
+            tokens = layer(tokens)
+        return tokens
 
 
 class SkeletonEncoder(nn.Module):
@@ -149,7 +158,8 @@ class FeatureEncoder(nn.Module):
         self.net = nn.Sequential(nn.Linear(feature_dim, dim), token_ending(dim, token_activation))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.float())
+        projection, ending = self.net
+        return ending(linear(x.float(), projection))  # cpu_linear: the faster CPU kernel where there is one
 
 
 class TorchvisionEncoder(nn.Module):

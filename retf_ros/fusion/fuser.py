@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from retf_ros.fusion.cpu_linear import linear
 from retf_ros.fusion.exchange import rank_exchange
 
 FUSION_KINDS = ("rtf", "no_exchange", "concat", "sum", "sum_exchange")
@@ -31,6 +32,7 @@ class CrossModalBlock(nn.Module):
     attends ONLY to the other modalities' present tokens (diagonal and absent ones masked).
 
     A token with nothing to attend to (a single present modality) gets a zero attention update.
+    ``present=None`` says every token is present (no masking needed; the same numbers).
     """
 
     def __init__(self, dim: int, heads: int = 8, mlp_ratio: int = 4, dropout: float = 0.1):
@@ -46,12 +48,24 @@ class CrossModalBlock(nn.Module):
                                  nn.Linear(mlp_ratio * dim, dim))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-        """x: (N, M, C) tokens, present: (N, M) bool -> (N, M, C)."""
+    def forward(self, x: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
+        """x: (N, M, C) tokens, present: (N, M) bool or None (all present) -> (N, M, C)."""
         h = self.norm1(x)
-        attended = self._attend_to_the_other(h, present) if x.shape[1] == 2 else self._attend(h, present)
+        if x.shape[1] == 2:
+            attended = self._attend_to_the_other(h, present)
+        else:
+            attended = self._attend(h, present if present is not None else x.new_ones(x.shape[:2], dtype=torch.bool))
         x = x + self.drop(self.proj(attended))
-        return x + self.drop(self.mlp(self.norm2(x)))
+        return x + self.drop(self._feed_forward(self.norm2(x)))
+
+    def _feed_forward(self, h: torch.Tensor) -> torch.Tensor:
+        """self.mlp (N, M, C) -> (N, M, C). Out of training its dropout is the identity, so the
+        two projections go through cpu_linear, which fuses the GELU into the first one's kernel
+        on the CPU."""
+        if self.training:
+            return self.mlp(h)
+        expand, _, _, contract = self.mlp
+        return linear(linear(h, expand, "gelu"), contract)
 
     def _attend(self, h: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """Cross-only attention of normalised tokens h (N, M, C), present (N, M) -> (N, M, C)."""
@@ -70,9 +84,11 @@ class CrossModalBlock(nn.Module):
         """``_attend`` for M = 2, in a third of the work: a token's only allowed key is the other
         modality's token, and a softmax over one key is exactly 1 in every head, so attention
         returns the other token's value (0 where the other is absent); queries and keys are
-        never needed. h: (N, 2, C), present: (N, 2) -> (N, 2, C)."""
+        never needed. h: (N, 2, C), present: (N, 2) or None (both present) -> (N, 2, C)."""
         c = h.shape[-1]
         v = F.linear(h, self.qkv.weight[2 * c:])  # the value rows of the fused q/k/v projection
+        if present is None:
+            return v.flip(1)
         other_present = present.flip(1).unsqueeze(-1)
         return torch.where(other_present, v.flip(1), torch.zeros((), dtype=v.dtype, device=v.device))
 
@@ -84,14 +100,17 @@ def _checked_exchange_ratio(ratio: float) -> float:
     return ratio
 
 
-def _every_token_valid_on_cpu(valid: torch.Tensor) -> bool:
-    """True when ``valid`` is a CPU tensor and all True (the exchange may then skip its
-    masking). Never asked of a GPU tensor: there the answer would cost a host sync."""
-    return valid.device.type == "cpu" and bool(valid.all())
+def every_true_on_cpu(mask: torch.Tensor) -> bool:
+    """True when ``mask`` is a CPU tensor and all True (a fast path may then skip its masking).
+    Never asked of a GPU tensor: the answer would cost a device -> host sync, which stalls the
+    queue of kernels; there the masked computation runs, which gives the same numbers."""
+    return mask.device.type == "cpu" and bool(mask.all())
 
 
-def _masked_token_mean(tokens: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-    """(N, M, C), (N, M) bool -> (N, C): mean over present tokens (0 where none)."""
+def _masked_token_mean(tokens: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
+    """(N, M, C), (N, M) bool or None (all present) -> (N, C): mean over present tokens (0 where none)."""
+    if present is None:
+        return tokens.mean(dim=1)
     w = present.unsqueeze(-1).to(tokens.dtype)
     return (tokens * w).sum(dim=1) / w.sum(dim=1).clamp(min=1)
 
@@ -148,15 +167,18 @@ class RankEnhancingTokenFuser(nn.Module):
             tokens = self._batch_norm(tokens, valid)
         if self.selection == "bn_gamma":
             importance = [norm.weight.abs() for norm in self.norms]
+        # Every token valid (the streaming case; only asked on the CPU): the exchange and the
+        # fusion block skip their masking, which changes nothing then.
+        all_valid = every_true_on_cpu(valid)
         if self.exchange:
-            mask = None if _every_token_valid_on_cpu(valid) else list(valid.unbind(1))
+            mask = None if all_valid else list(valid.unbind(1))
             exchanged = rank_exchange(tokens, self.alpha, self.ratio, mask=mask,
                                       partner=self.partner, importance=importance)
         else:
             exchanged = list(tokens)
         b, t, c = exchanged[0].shape
         stacked = torch.stack(exchanged, dim=2).reshape(b * t, self.num_modalities, c)
-        present = valid.permute(0, 2, 1).reshape(b * t, self.num_modalities)
+        present = None if all_valid else valid.permute(0, 2, 1).reshape(b * t, self.num_modalities)
         fused = self.norm(self.block(self.token_dropout(stacked), present))
         fused = _masked_token_mean(fused, present).view(b, t, c)
         return FusionOutput(fused=fused, exchanged=exchanged, valid=valid)

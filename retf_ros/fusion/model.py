@@ -17,7 +17,7 @@ from torch import nn
 
 from retf_ros.fusion.encoders import (TOKEN_ACTIVATIONS, DepthConvEncoder, DepthFlattenEncoder, FeatureEncoder,
                                       PixelStandardiser, RGBEncoder, SkeletonEncoder, TorchvisionEncoder)
-from retf_ros.fusion.fuser import FusionOutput, build_fusion
+from retf_ros.fusion.fuser import FusionOutput, build_fusion, every_true_on_cpu
 from retf_ros.fusion.skeleton import get_layout
 from retf_ros.fusion.temporal import decoder_inference, encoder_inference
 
@@ -237,9 +237,10 @@ class R3DModel(nn.Module):
         # A sample with nothing observed would make attention rows empty (NaN); give it one key.
         observed[:, 0] |= ~observed.any(dim=1)
         # Every frame observed (the streaming case): no key padding mask at all, which lets the
-        # attention take the fused SDPA kernels instead of the masked softmax. Decided here,
-        # before the fusion's kernels are queued, so on a GPU the one host sync waits for little.
-        padding = None if bool(observed.all()) else ~observed
+        # attention take the fused SDPA kernels instead of the masked softmax. Asked only of CPU
+        # tensors: on a GPU the answer would cost a host sync per forward, and SDPA's masked
+        # kernels there are fused too.
+        padding = None if every_true_on_cpu(observed) else ~observed
         fusion: FusionOutput = self.fusion(full, valid)
 
         x = fusion.fused + self.position[:t]

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from retf_ros.fusion.cpu_linear import linear
+
 
 def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     """(B, L, C) -> (B, H, L, C / H)."""
@@ -31,7 +33,8 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
 
 
 def _feed_forward(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return layer.linear2(F.relu(layer.linear1(x)))
+    """linear2(relu(linear1(x))) through cpu_linear (the ReLU fused into linear1 on the CPU)."""
+    return linear(linear(x, layer.linear1, "relu"), layer.linear2)
 
 
 def _keep_mask(padding: torch.Tensor | None) -> torch.Tensor | None:
