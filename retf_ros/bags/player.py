@@ -10,7 +10,7 @@ jumps backwards, as with ``ros2 bag play --loop``).
 
 Run as ``retf bag play BAG`` or ``python -m retf_ros.bags.player BAG``; arguments after
 ``--ros-args`` go to rclpy (remapping, namespace). DDS settings come from the environment:
-tests and the demo start this process with ``retf_ros.ros.loopback.loopback_environment``.
+tests and the demo start this process with ``retf_ros.harness.loopback.loopback_environment``.
 """
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ def _percentiles(values) -> str:
 
 class _Bench:
     def __init__(self, workdir: Path, checkpoint: Path, threads: int):
-        from retf_ros.ros.loopback import loopback_environment
+        from retf_ros.harness.loopback import loopback_environment
 
         self.workdir, self.checkpoint, self.threads = workdir, checkpoint, threads
         # A domain of its own (tests use 40+worker) and a namespace of its own.
@@ -52,12 +52,12 @@ class _Bench:
         self.namespace = f"/retf_bench_{os.getpid()}"
 
     def session(self, name: str, camera: tuple[str, ...], overrides: dict | None = None):
-        from retf_ros.ros.processes import start_session
+        from retf_ros.harness.processes import start_session
 
         log_dir = self.workdir / name
         log_dir.mkdir()
         params = {"torch_threads": self.threads, "diagnostics.rate_hz": 2.0, **(overrides or {})}
-        from retf_ros.ros.processes import wait_for
+        from retf_ros.harness.processes import wait_for
 
         session = start_session(self.env, log_dir, namespace=self.namespace, checkpoint=self.checkpoint,
                                 overrides=params, camera_options=camera)
@@ -77,7 +77,7 @@ class _Bench:
         return session
 
     def restart_camera(self, session, camera: tuple[str, ...]) -> None:
-        from retf_ros.ros.processes import publisher_argv, start
+        from retf_ros.harness.processes import publisher_argv, start
 
         session.camera.stop()
         session.stamps_path.unlink(missing_ok=True)
@@ -122,7 +122,7 @@ def _latency(bench: _Bench, size: tuple[int, int], seconds: float, device: str =
 
 
 def _keeps_up(bench: _Bench, size: tuple[int, int], step_s: float) -> None:
-    from retf_ros.ros.processes import wait_for
+    from retf_ros.harness.processes import wait_for
 
     first = ("--rate", str(RATE_STEPS[0]), "--width", str(size[0]), "--height", str(size[1]))
     session = bench.session("rates", first)
@@ -175,7 +175,7 @@ def _intake(diag: dict) -> str:
 
 
 def _overload(bench: _Bench, seconds: float, interval_s: float = 15.0) -> None:
-    from retf_ros.ros.processes import rss_bytes
+    from retf_ros.harness.processes import rss_bytes
 
     camera = ("--rate", "60", "--width", str(VGA[0]), "--height", str(VGA[1]))
     session = bench.session("overload", camera)

@@ -62,8 +62,8 @@ def _cpu_seconds(pid: int) -> float:
 
 def _pipeline(pcd: Path, seconds: float, threads: int) -> None:
     from retf_ros.replay.demo import default_params_file, shipped_checkpoint
-    from retf_ros.ros.loopback import loopback_environment
-    from retf_ros.ros.processes import environment_for, start_session, wait_for
+    from retf_ros.harness.loopback import loopback_environment
+    from retf_ros.harness.processes import environment_for, start_session, wait_for
 
     with tempfile.TemporaryDirectory(prefix="retf_bench_pose_") as tmp:
         work = Path(tmp)

@@ -4,7 +4,7 @@
 the player publishes the bag's camera and skeleton topics with ``/clock``, and the recorder
 stores the node's ``~/anticipation`` documents and ``/diagnostics`` in an MCAP bag (receive
 time as log time) while echoing each document, so callers can print them as they arrive.
-All three get their environment from :func:`retf_ros.ros.loopback.loopback_environment`
+All three get their environment from :func:`retf_ros.harness.loopback.loopback_environment`
 (NETWORK RULE: this module is the demo/evaluation launcher that sets the DDS environment).
 
 End-to-end latency here is measured, not taken from the node: the player logs the wall time
@@ -83,8 +83,8 @@ def run_live(bag: str | Path, checkpoint: str | Path, work_dir: Path, options: L
     Raises RetfError with the relevant log lines when a process fails or the node publishes
     nothing. ``model_modalities``: the checkpoint's modalities (which topics to play).
     """
-    from retf_ros.ros.loopback import loopback_environment, remove_stale_shm_segments
-    from retf_ros.ros.processes import environment_for, node_argv, start, wait_for
+    from retf_ros.harness.loopback import loopback_environment, remove_stale_shm_segments
+    from retf_ros.harness.processes import environment_for, node_argv, start, wait_for
 
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)

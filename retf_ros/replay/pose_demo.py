@@ -3,7 +3,7 @@
 MediaPipe does not find a person in the synthetic scene's block figure, so this demo uses a
 real registered RGB-D frame instead: the PCL Kinect frame of five people walking down a
 corridor (``--pcd``, by default ``../shared/data/pcl/five_people.pcd`` next to the checkout).
-The synthetic camera (retf_ros.ros.synthetic_publisher) publishes a 480x360 window panning
+The synthetic camera (retf_ros.harness.synthetic_publisher) publishes a 480x360 window panning
 across it, with the window's CameraInfo, at ``--rate`` Hz: a moving camera over still people.
 pose_node lifts the landmarks of the person MediaPipe picks; anticipation_node (shipped demo
 checkpoint, ``skeleton.layout: mediapipe_33``) reads RGB, depth and that skeleton. One line
@@ -60,8 +60,8 @@ def finite_joints(joints: list) -> int:
 
 def run_pose_demo(options: PoseDemoOptions) -> int:
     from retf_ros.replay.demo import LivePrinter, default_cache_dir, default_params_file, shipped_checkpoint
-    from retf_ros.ros.loopback import loopback_environment
-    from retf_ros.ros.processes import environment_for, start_session, wait_for
+    from retf_ros.harness.loopback import loopback_environment
+    from retf_ros.harness.processes import environment_for, start_session, wait_for
 
     pcd = options.pcd or default_pcd()
     if pcd is None or not Path(pcd).is_file():

@@ -2,8 +2,8 @@
 a given rate and size, for tests, benchmarks and the demo. It can inject each kind of bad input
 and stop / start a topic while it runs.
 
-Run: ``python -m retf_ros.ros.synthetic_publisher --rate 30 --width 160 --height 120`` (in an
-environment from retf_ros.ros.loopback). Commands, one per line on stdin:
+Run: ``python -m retf_ros.harness.synthetic_publisher --rate 30 --width 160 --height 120`` (in an
+environment from retf_ros.harness.loopback). Commands, one per line on stdin:
 ``stop depth`` / ``start depth`` (any of TOPICS), ``bad KIND [COUNT]`` (replace the next COUNT
 frames, default 1, with that bad input; kinds in BAD_KINDS), ``frozen depth`` / ``noise depth``
 (publish that modality frozen, its current frame repeated, or as noise: runtime/perturb.py),

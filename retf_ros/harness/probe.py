@@ -1,8 +1,8 @@
 """A probe process for tests and benchmarks: records what the anticipation node publishes and
 drives its lifecycle and parameters.
 
-Run: ``python -m retf_ros.ros.probe --out events.jsonl [--node anticipation_node] [--visuals]
-[--skeleton TOPIC]`` (in an environment from retf_ros.ros.loopback). Every received message
+Run: ``python -m retf_ros.harness.probe --out events.jsonl [--node anticipation_node] [--visuals]
+[--skeleton TOPIC]`` (in an environment from retf_ros.harness.loopback). Every received message
 becomes one JSON line in ``--out`` with ``kind`` ("anticipation", "diagnostics", "markers",
 "debug_image", "skeleton" (a PoseArray: stamp_ns, frame_id, joints, NaN for missing), "reply")
 and ``received_ns`` (wall clock, the clock ROS stamps use without sim time). Commands on stdin,
