@@ -10,7 +10,7 @@ import pytest
 
 from retf_ros.errors import RetfError
 from retf_ros.training.ablation import VARIANT_NAMES, render_markdown, requirement_checks, run_ablation
-from retf_ros.training.prior import prior_report
+from retf_ros.evaluation.prior_moc import prior_report
 
 TINY_CONFIG = """\
 fps: 5.0

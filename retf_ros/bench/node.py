@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from retf_ros.bench import machine_description
+from retf_ros.runtime.anticipation import document_stamp_ns
 
 RATE_STEPS = (15, 30, 60, 90, 120)
 LATENCY_RATES = (15, 30)  # VGA camera rates of the end-to-end age figures
@@ -85,10 +86,6 @@ class _Bench:
         session.camera = start("camera", publisher_argv(*args), self.env, session.log_dir)
 
 
-def _doc_stamp_ns(doc: dict) -> int:
-    return doc["stamp"]["sec"] * 1_000_000_000 + doc["stamp"]["nanosec"]
-
-
 def _window(session, start_ns: int) -> list[dict]:
     return [e for e in session.anticipations() if e["received_ns"] >= start_ns and "doc" in e]
 
@@ -105,7 +102,7 @@ def _latency(bench: _Bench, size: tuple[int, int], seconds: float, device: str =
         time.sleep(seconds)
         events = _window(session, start)
         node_ms = [e["doc"]["latency"]["end_to_end_ms"] for e in events]
-        probe_ms = [(e["received_ns"] - _doc_stamp_ns(e["doc"])) / 1e6 for e in events]
+        probe_ms = [(e["received_ns"] - document_stamp_ns(e["doc"])) / 1e6 for e in events]
         inference = [e["doc"]["latency"]["inference_ms"] for e in events]
         device_used = session.diagnostics()[-1]["inference"]["values"]["device"]
     finally:
@@ -147,7 +144,7 @@ def _keeps_up(bench: _Bench, size: tuple[int, int], step_s: float) -> None:
             received = int(after["inputs"]["values"]["rgb.frames"]) - int(before["inputs"]["values"]["rgb.frames"])
             skipped = (int(after["inference"]["values"]["skipped_windows"])
                        - int(before["inference"]["values"]["skipped_windows"]))
-            ages = [(e["received_ns"] - _doc_stamp_ns(e["doc"])) / 1e6 for e in events]
+            ages = [(e["received_ns"] - document_stamp_ns(e["doc"])) / 1e6 for e in events]
             sent_hz, received_hz = sent / elapsed_s, received / elapsed_s
             ok = received >= 0.95 * sent and len(events) >= 0.9 * fps * elapsed_s
             if ok:
@@ -186,7 +183,7 @@ def _overload(bench: _Bench, seconds: float, interval_s: float = 15.0) -> None:
             start_ns = time.time_ns()
             time.sleep(interval_s)
             events = _window(session, start_ns)
-            ages = [(e["received_ns"] - _doc_stamp_ns(e["doc"])) / 1e6 for e in events]
+            ages = [(e["received_ns"] - document_stamp_ns(e["doc"])) / 1e6 for e in events]
             degraded = sum(1 for e in events if set(e["doc"]["modalities"].values()) != {"ok"})
             rss = rss_bytes(session.node.pid) / 2**20
             rows.append((ages, rss))

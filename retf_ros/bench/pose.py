@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from retf_ros.bench import machine_description, median_ms
-from retf_ros.bench.node import _doc_stamp_ns, _percentiles
+from retf_ros.bench.node import _percentiles
+from retf_ros.runtime.anticipation import document_stamp_ns
 
 CAMERA_HZ = 10
 
@@ -88,7 +89,7 @@ def _pipeline(pcd: Path, seconds: float, threads: int) -> None:
             session.stop()
     skeleton_age = [(e["received_ns"] - e["stamp_ns"]) / 1e6 for e in skeletons]
     node_ms = [e["doc"]["latency"]["end_to_end_ms"] for e in events]
-    probe_ms = [(e["received_ns"] - _doc_stamp_ns(e["doc"])) / 1e6 for e in events]
+    probe_ms = [(e["received_ns"] - document_stamp_ns(e["doc"])) / 1e6 for e in events]
     with_skeleton = sum(e["doc"]["modalities"].get("skeleton") == "ok" for e in events)
     print(f"[pose] pipeline, 600x480 at {CAMERA_HZ} Hz over {seconds:.0f} s: pose_node {len(skeletons)} PoseArrays "
           f"({len(skeletons) / seconds:.1f}/s), per frame p50 {pose['process_ms.p50']} / p95 {pose['process_ms.p95']} ms, "

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import retf_ros
 from retf_ros.errors import RetfError
+from retf_ros.runtime.anticipation import document_stamp_ns
 
 DEMO_SEED = 4242  # not a training seed: the demo sequences are new to the checkpoint
 # Three unseen sequences (about 4.5 min of activity): with two, the 4 s-ahead accuracy of the
@@ -104,7 +105,7 @@ class LivePrinter:
         self.count = 0
 
     def __call__(self, document: dict) -> None:
-        stamp_ns = document["stamp"]["sec"] * 1_000_000_000 + document["stamp"]["nanosec"]
+        stamp_ns = document_stamp_ns(document)
         if self.origin_ns is None:
             self.origin_ns = stamp_ns
         self.count += 1
@@ -127,7 +128,7 @@ def _num(value) -> str:
 def run_demo(options: DemoOptions) -> int:
     from retf_ros.bags.bagio import BagReader
     from retf_ros.replay.evaluate import EvalRequest, evaluate_bag, summary_lines
-    from retf_ros.replay.report import documented_comparison
+    from retf_ros.evaluation.bag_report import documented_comparison
 
     started = time.perf_counter()
     checkpoint = options.checkpoint or shipped_checkpoint()

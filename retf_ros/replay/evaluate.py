@@ -9,9 +9,9 @@ from retf_ros.param_file import node_parameters
 from retf_ros.bags.frames import ground_truth
 from retf_ros.bags.bagio import BagReader
 from retf_ros.bags.conventions import ModalityTopics
-from retf_ros.replay.offline import (OfflineOptions, ReplayRun, erank_thresholds_from_params, run_offline,
+from retf_ros.evaluation.bag_scoring import ReplayRun, split_clips
+from retf_ros.replay.offline import (OfflineOptions, erank_thresholds_from_params, run_offline,
                                      sync_config_from_params)
-from retf_ros.replay.scoring import split_clips
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def evaluate_bag(request: EvalRequest, on_document=None) -> EvalOutcome:
     """
     from retf_ros.checkpoint import load_checkpoint
     from retf_ros.replay.live import LiveOptions, run_live
-    from retf_ros.replay.report import build_report, write_report
+    from retf_ros.evaluation.bag_report import build_report, write_report
 
     if not (request.offline or request.live):
         raise RetfError("nothing to do: enable the offline run, the live run or both")

@@ -26,7 +26,8 @@ from retf_ros.errors import RetfError
 from retf_ros.bags.frames import resolve_topics
 from retf_ros.bags.bagio import BagReader
 from retf_ros.bags.conventions import RGB_COMPRESSED_TOPIC, ModalityTopics
-from retf_ros.replay.offline import ReplayRun
+from retf_ros.evaluation.bag_scoring import ReplayRun
+from retf_ros.runtime.anticipation import document_stamp_ns
 
 NODE_NAME = "anticipation_node"
 ECHO_PREFIX = "echo "
@@ -181,7 +182,7 @@ def run_live(bag: str | Path, checkpoint: str | Path, work_dir: Path, options: L
     end_to_end = []
     for document, received in zip(documents, receive_ns):
         # The newest input the node used: the frame's messages of the modalities it had ("ok").
-        sent = published.get(_stamp_ns(document), {})
+        sent = published.get(document_stamp_ns(document), {})
         used = [sent[topic_of[m]] for m, state in document["modalities"].items()
                 if state == "ok" and topic_of.get(m) in sent]
         if used:
@@ -191,13 +192,9 @@ def run_live(bag: str | Path, checkpoint: str | Path, work_dir: Path, options: L
                 **_last_node_counters(recorded)}
     notes = list(stream.notes) + [f"node outputs recorded in {recorded}",
                                   f"DDS domain {domain}, loopback only; process logs in {work_dir}"]
-    order = sorted(range(len(documents)), key=lambda i: _stamp_ns(documents[i]))
+    order = sorted(range(len(documents)), key=lambda i: document_stamp_ns(documents[i]))
     return ReplayRun("live", [documents[i] for i in order], frames, wall_s, _device(work_dir),
                      counters, notes, end_to_end)
-
-
-def _stamp_ns(document: dict) -> int:
-    return int(document["stamp"]["sec"]) * 1_000_000_000 + int(document["stamp"]["nanosec"])
 
 
 def _publish_times(path: Path, topics: set[str]) -> dict[int, dict[str, int]]:

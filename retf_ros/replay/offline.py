@@ -9,34 +9,15 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from retf_ros.errors import RetfError
 from retf_ros.bags.frames import frame_sets, resolve_topics, skeleton_reader
 from retf_ros.bags.bagio import BagReader
 from retf_ros.bags.conventions import ModalityTopics
+from retf_ros.evaluation.bag_scoring import ReplayRun
 from retf_ros.runtime.health import THRESHOLD_PARAMETERS, ErankThresholds, thresholds_for
 from retf_ros.runtime.sync import SyncConfig
-
-
-@dataclass
-class ReplayRun:
-    """What one replay (offline or live) produced: anticipation documents plus bookkeeping.
-
-    ``documents``: the retf_ros/anticipation/v1 dicts in stamp order. ``frames``: synchronised
-    frame sets offered to the predictor (offline) or input frames published (live).
-    ``counters``: skipped/taken frames, restarts, drops; ``receive_ns``: live only, the
-    receive time of each document (same order) for latency.
-    """
-
-    mode: str
-    documents: list[dict]
-    frames: int
-    wall_s: float
-    device: str
-    counters: dict[str, int] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    end_to_end_ms: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,8 @@ def _run_variant(variant: Variant, seed: int, data, out: Path, config_path, epoc
                  cache_dir, command: str, stream_stride: int | None) -> dict:
     from retf_ros.data.clipstore import ClipStore
     from retf_ros.training.config import load_config
-    from retf_ros.training.report import evaluate_checkpoint, json_ready
+    from retf_ros.evaluation.eval_report import evaluate_checkpoint
+    from retf_ros.evaluation.json_safe import json_ready
     from retf_ros.training.trainer import Trainer
 
     run_dir = out / variant.name / f"seed_{seed}"
@@ -114,7 +115,7 @@ def _alpha_means(moc: dict) -> dict:
 
 
 def _summarise(name: str, reports: list[dict]) -> dict:
-    from retf_ros.training.report import combine_runs
+    from retf_ros.evaluation.eval_report import combine_runs
 
     combined = combine_runs(reports)
     per_seed = [_moc_mean(r["moc"]) for r in reports]
@@ -165,7 +166,7 @@ def render_markdown(rows: list[dict], checks: dict, header: str, seeds=()) -> st
     if branch_names:
         lines.append("Branches: balanced accuracy (percent, 50 = guessing) of anticipating each cue-decided "
                      "branch of the synthetic task before it is taken (colour: RGB cue, gesture: skeleton cue, "
-                     "tray: depth cue; retf_ros/training/branches.py).")
+                     "tray: depth cue; retf_ros/evaluation/branches.py).")
     lines.append("")
     for name, check in checks.items():
         lines.append(f"- {name}: {'yes' if check['holds'] else 'NO'} — {check['detail']}")
@@ -234,7 +235,7 @@ def prior_row(data, out: Path, first: Variant, seeds, split: str | None) -> dict
     clips. It needs the clip store only, so ``table_only`` computes it too. The same for
     every seed (no randomness): its std is 0."""
     from retf_ros.data.clipstore import ClipStore
-    from retf_ros.training.prior import prior_report
+    from retf_ros.evaluation.prior_moc import prior_report
 
     meta = json.loads((out / first.name / f"seed_{seeds[0]}" / "best.json").read_text())
     report = prior_report(ClipStore(data), split or meta["training"]["split"], "test", float(meta["fps"]))
@@ -267,7 +268,7 @@ def run_ablation(data, out, config_path=None, seeds=(1, 10, 13452), epochs=None,
     """
     from retf_ros.data.clipstore import data_fingerprint
     from retf_ros.training.config import invoked_command
-    from retf_ros.training.report import json_ready
+    from retf_ros.evaluation.json_safe import json_ready
     from retf_ros.training.trainer import default_cache_dir
 
     chosen = [v for v in VARIANTS if variants is None or v.name in variants]

@@ -137,7 +137,8 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     import json
 
-    from retf_ros.training.report import evaluate_runs, format_report, json_ready, resolve_runs
+    from retf_ros.evaluation.eval_report import evaluate_runs, format_report, resolve_runs
+    from retf_ros.evaluation.json_safe import json_ready
 
     if args.threads:
         import torch
@@ -155,7 +156,7 @@ def run_eval(args: argparse.Namespace) -> int:
             json.dump(json_ready(report), fh, indent=2)
         print(f"wrote {args.json}")
     if args.record:
-        from retf_ros.training.report import record_in_checkpoint
+        from retf_ros.evaluation.eval_report import record_in_checkpoint
 
         print(f"recorded test metrics in {record_in_checkpoint(runs[0], report, invoked_command())}")
     return 0

@@ -115,7 +115,7 @@ def stream_window_eranks(checkpoint: "LoadedCheckpoint", store: "ClipStore", cli
 
     from retf_ros.runtime.perturb import ModalityFault
     from retf_ros.runtime.predictor import StreamingPredictor
-    from retf_ros.runtime.stream_eval import _skeleton_converter, clip_frames
+    from retf_ros.evaluation.streaming import _skeleton_converter, clip_frames
 
     predictor = StreamingPredictor(checkpoint, device=device, erank_thresholds=thresholds)
     usable = [m for m in predictor.modalities if m in store.modalities]
@@ -180,7 +180,7 @@ def calibrate(checkpoint: str | Path, data: str | Path, *, split: str | None = N
 
     from retf_ros.checkpoint import load_checkpoint
     from retf_ros.data.clipstore import ClipStore
-    from retf_ros.training.report import json_ready
+    from retf_ros.evaluation.json_safe import json_ready
 
     store = ClipStore(data)
     split = split or store.default_split

@@ -229,7 +229,7 @@ class Trainer:
     @torch.no_grad()
     def validate(self, model, loader) -> dict:
         from retf_ros.fusion import r3d_losses
-        from retf_ros.training.evaluate import to_device
+        from retf_ros.training.dataset import to_device
 
         model.eval()
         totals: dict[str, float] = {}
@@ -249,7 +249,7 @@ class Trainer:
     def validation_moc(self, model) -> dict:
         """MoC of every anticipation mode (anticipation.py) on the validation clips; the best
         mode's figure is ``val_moc`` (the selection score), the mode ``anticipation_mode``."""
-        from retf_ros.training.evaluate import evaluate_moc
+        from retf_ros.evaluation.protocol import evaluate_moc
 
         result = evaluate_moc(model, self.task, self.cache, self.val_ids or self.train_ids, self.device,
                               self.config.batch_size, alphas=VALIDATION_ALPHAS, prior=self.prior)
@@ -280,7 +280,7 @@ class Trainer:
 
         from retf_ros.checkpoint import save_checkpoint
         from retf_ros.fusion import R3DModel, r3d_losses
-        from retf_ros.training.evaluate import to_device
+        from retf_ros.training.dataset import to_device
 
         config = self.config
         if self.dist.main:

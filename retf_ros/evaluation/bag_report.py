@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from retf_ros.replay.offline import ReplayRun
-from retf_ros.replay.scoring import ClipTruth, label_at, protocol_moc, score_documents
-from retf_ros.runtime.stats import latency_distribution
-from retf_ros.runtime.stream_eval import DEFAULT_AHEAD_S, NOW, lead_key
+from retf_ros.evaluation.bag_scoring import ClipTruth, ReplayRun, label_at, protocol_moc, score_documents
+from retf_ros.evaluation.json_safe import json_ready
+from retf_ros.evaluation.streaming import DEFAULT_AHEAD_S, NOW, lead_key
 from retf_ros.runtime.health import ErankThresholds
+from retf_ros.runtime.stats import latency_distribution
 
 SCHEMA = "retf_ros/replay_report/v1"
 NS = 1_000_000_000
@@ -397,20 +397,7 @@ def write_report(report: dict, runs: list[ReplayRun], clips: list[ClipTruth], ou
     plot_erank(report, axis, paths["erank"])
     plot_latency(report, runs, paths["latency"])
     paths["json"] = out / "report.json"
-    paths["json"].write_text(json.dumps(_finite(report), indent=1, allow_nan=False) + "\n")
+    paths["json"].write_text(json.dumps(json_ready(report), indent=1, allow_nan=False) + "\n")
     paths["html"] = out / "report.html"
     paths["html"].write_text(_html(report, {k: paths[k] for k in ("timeline", "erank", "latency")}))
     return paths
-
-
-def _finite(value):
-    """JSON-safe copy: NaN/Inf -> None, numpy scalars -> Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    return value

@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from retf_ros.errors import CheckpointError, RetfError
-from retf_ros.training.moc import format_table
-from retf_ros.training.prior import prior_report
+from retf_ros.evaluation.json_safe import json_ready
+from retf_ros.evaluation.moc import format_table
+from retf_ros.evaluation.prior_moc import prior_report
 
 STREAM_AHEAD_S = (1.0, 2.0, 4.0)
 
@@ -61,8 +62,8 @@ def evaluate_checkpoint(path: str | Path, store, clip_ids: list[str], device, ba
 
     from retf_ros.checkpoint import load_checkpoint
     from retf_ros.data.synthetic.generate import read_cycle_annotations
-    from retf_ros.training.branches import BranchScore
-    from retf_ros.training.evaluate import evaluate_moc, per_class_table, task_spec_from_metadata
+    from retf_ros.evaluation.branches import BranchScore
+    from retf_ros.evaluation.protocol import evaluate_moc, per_class_table, task_spec_from_metadata
     from retf_ros.training.prepared import PrepareSpec, PreparedCache
     from retf_ros.training.trainer import default_cache_dir
 
@@ -107,7 +108,7 @@ def streaming_accuracy(loaded, store, clip_ids: list[str], device, stride: int |
     """Accuracy of the labels anticipated 1, 2, 4 s ahead when the clips are streamed frame by
     frame through the runtime's StreamingPredictor (what the node does). ``stride``: model frames
     between predictions (None: every frame, the node's default)."""
-    from retf_ros.runtime.stream_eval import evaluate_streaming
+    from retf_ros.evaluation.streaming import evaluate_streaming
 
     result = evaluate_streaming(loaded, store, clip_ids, ahead_s=STREAM_AHEAD_S, device=str(device),
                                 stride=stride)
@@ -202,18 +203,18 @@ def format_report(report: dict) -> str:
     if streaming:
         accuracy = streaming.get("accuracy", {})
         lines.append("streaming accuracy: " + ", ".join(
-            f"{k} s ahead " + (f"{v:.2f}%" if _finite(v) else "n/a (beyond the horizon)")
+            f"{k} s ahead " + (f"{v:.2f}%" if _is_finite(v) else "n/a (beyond the horizon)")
             for k, v in accuracy.items()))
     branches = report.get("branches")
     if branches:
         lines.append("cue-decided branches anticipated (balanced accuracy, 50 = guessing): " + ", ".join(
-            f"{name} ({b['cue']}) " + (f"{b['balanced_accuracy']:.1f}%" if _finite(b["balanced_accuracy"]) else "n/a")
+            f"{name} ({b['cue']}) " + (f"{b['balanced_accuracy']:.1f}%" if _is_finite(b["balanced_accuracy"]) else "n/a")
             for name, b in branches.items()))
     return "\n".join(lines)
 
 
 def _table_mean(moc: dict) -> float:
-    values = [v for row in moc.values() for v in row.values() if _finite(v)]
+    values = [v for row in moc.values() for v in row.values() if _is_finite(v)]
     return float(np.mean(values)) if values else float("nan")
 
 
@@ -221,23 +222,12 @@ def _signed(value: float) -> str:
     return f"{value:+.2f}" if math.isfinite(value) else "n/a"
 
 
-def _finite(value) -> bool:
+def _is_finite(value) -> bool:
     return value is not None and math.isfinite(value)
 
 
 def _fmt(value, digits: int = 3) -> str:
-    return f"{value:.{digits}f}" if _finite(value) else "n/a"
-
-
-def json_ready(value):
-    """Replace NaN/inf with None recursively (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return f"{value:.{digits}f}" if _is_finite(value) else "n/a"
 
 
 def record_in_checkpoint(path: str | Path, report: dict, command: str) -> Path:

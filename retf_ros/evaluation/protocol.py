@@ -23,9 +23,9 @@ import torch
 
 from retf_ros.fusion.token_stats import TokenMoments
 from retf_ros.training import windows
-from retf_ros.training.branches import BranchScore
-from retf_ros.training.dataset import TaskSpec, protocol_sample, stream_sample
-from retf_ros.training.moc import ALPHAS, HORIZONS, MoCAccumulator, cell_key, longest_future, score_future
+from retf_ros.evaluation.branches import BranchScore
+from retf_ros.training.dataset import TaskSpec, protocol_sample, stream_sample, to_device
+from retf_ros.evaluation.moc import ALPHAS, HORIZONS, MoCAccumulator, cell_key, longest_future, score_future
 from retf_ros.training.anticipation import MODES, combined_prediction, recognised_current
 from retf_ros.training.prepared import PreparedCache, PreparedClip
 from retf_ros.training.prior import TransitionPrior
@@ -60,10 +60,6 @@ def observe(clip: PreparedClip, alpha: float, spec: TaskSpec) -> dict:
 
 def collate(samples: list[dict]) -> dict:
     return torch.utils.data.default_collate(samples)
-
-
-def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: (to_device(v, device) if isinstance(v, dict) else v.to(device)) for k, v in batch.items()}
 
 
 @dataclass
