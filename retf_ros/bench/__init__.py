@@ -2,7 +2,8 @@
 ran on. Each area has a module with ``run(args)``; ``python -m retf_ros.bench`` runs them all.
 
 Allowed imports: any package of retf_ros except the CLI (``cli``, ``*.commands``). rclpy only
-in ``node``, to tell whether it is installed before it starts the node through the harness."""
+in ``node`` and ``pose``, to tell whether it is installed before they start the nodes through the
+harness."""
 from __future__ import annotations
 
 import os
