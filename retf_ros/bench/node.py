@@ -27,8 +27,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from retf_ros.bench import machine_description
+from retf_ros.bench.runtime import _checkpoint
+from retf_ros.harness.loopback import loopback_environment
+from retf_ros.harness.processes import publisher_argv, rss_bytes, start, start_session, wait_for
 from retf_ros.runtime.anticipation import document_stamp_ns
 
 RATE_STEPS = (15, 30, 60, 90, 120)
@@ -45,20 +49,15 @@ def _percentiles(values) -> str:
 
 class _Bench:
     def __init__(self, workdir: Path, checkpoint: Path, threads: int):
-        from retf_ros.harness.loopback import loopback_environment
-
         self.workdir, self.checkpoint, self.threads = workdir, checkpoint, threads
         # A domain of its own (tests use 40+worker) and a namespace of its own.
         self.env = loopback_environment(random.randint(60, 99), workdir / "ros_log")
         self.namespace = f"/retf_bench_{os.getpid()}"
 
     def session(self, name: str, camera: tuple[str, ...], overrides: dict | None = None):
-        from retf_ros.harness.processes import start_session
-
         log_dir = self.workdir / name
         log_dir.mkdir()
         params = {"torch_threads": self.threads, "diagnostics.rate_hz": 2.0, **(overrides or {})}
-        from retf_ros.harness.processes import wait_for
 
         session = start_session(self.env, log_dir, namespace=self.namespace, checkpoint=self.checkpoint,
                                 overrides=params, camera_options=camera)
@@ -78,8 +77,6 @@ class _Bench:
         return session
 
     def restart_camera(self, session, camera: tuple[str, ...]) -> None:
-        from retf_ros.harness.processes import publisher_argv, start
-
         session.camera.stop()
         session.stamps_path.unlink(missing_ok=True)
         args = (*camera, "--stamps-file", str(session.stamps_path), "--ros-args", "-r", f"__ns:={session.namespace}")
@@ -119,8 +116,6 @@ def _latency(bench: _Bench, size: tuple[int, int], seconds: float, device: str =
 
 
 def _keeps_up(bench: _Bench, size: tuple[int, int], step_s: float) -> None:
-    from retf_ros.harness.processes import wait_for
-
     first = ("--rate", str(RATE_STEPS[0]), "--width", str(size[0]), "--height", str(size[1]))
     session = bench.session("rates", first)
     best = None
@@ -172,8 +167,6 @@ def _intake(diag: dict) -> str:
 
 
 def _overload(bench: _Bench, seconds: float, interval_s: float = 15.0) -> None:
-    from retf_ros.harness.processes import rss_bytes
-
     camera = ("--rate", "60", "--width", str(VGA[0]), "--height", str(VGA[1]))
     session = bench.session("overload", camera)
     rows = []
@@ -202,10 +195,6 @@ def _overload(bench: _Bench, seconds: float, interval_s: float = 15.0) -> None:
 
 
 def run(args) -> None:
-    import torch
-
-    from retf_ros.bench.runtime import _checkpoint
-
     try:
         import rclpy  # noqa: F401
     except ImportError:

@@ -21,13 +21,17 @@ and a live run (documents the node published) are scored by the same code.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from retf_ros.bags.frames import GroundTruthFrame
-from retf_ros.runtime.anticipation import document_stamp_ns
+from retf_ros.client import AnticipationMessage, parse_anticipation
+from retf_ros.evaluation.moc import ALPHAS, HORIZONS, MoCAccumulator, score_future
+from retf_ros.evaluation.protocol import predicted_frames, task_spec_from_metadata
 from retf_ros.evaluation.streaming import DEFAULT_AHEAD_S, StreamScorer
+from retf_ros.runtime.anticipation import document_stamp_ns
+from retf_ros.training import windows
 
 NS = 1_000_000_000
 
@@ -105,14 +109,8 @@ def label_at(message, seconds_ahead: float) -> str | None:
     return None if action is None else action.label
 
 
-
-
 def _on_clip_axis(message, seconds: float):
     """The parsed document with its stamp read on the clip's time axis (``seconds``)."""
-    from dataclasses import fields
-
-    from retf_ros.client import AnticipationMessage
-
     @dataclass(frozen=True)
     class OnClipAxis(AnticipationMessage):
         clip_seconds: float = 0.0
@@ -128,8 +126,6 @@ def score_documents(documents: list[dict], clips: list[ClipTruth], classes: list
                     ahead_s: tuple[float, ...] = DEFAULT_AHEAD_S) -> dict:
     """Accuracy now and k seconds ahead, MoC and per class (StreamEvalResult.to_dict) plus
     ``predictions_outside_ground_truth`` and ``labels_not_in_checkpoint`` (scored as IGNORE)."""
-    from retf_ros.client import parse_anticipation
-
     scorer = StreamScorer(classes, ahead_s, horizon_s=horizon_s)
     index = {label: i for i, label in enumerate(classes)}
     unknown = sorted({label for clip in clips for label in clip.labels if label not in index})
@@ -158,10 +154,6 @@ def protocol_moc(documents: list[dict], clips: list[ClipTruth], classes: list[st
     a clip to the model fps: the clip's predictions (one per frame the predictor took, with
     stride 1) are its L frames, their ground-truth labels the labels to anticipate.
     """
-    from retf_ros.training import windows
-    from retf_ros.evaluation.protocol import predicted_frames, task_spec_from_metadata
-    from retf_ros.evaluation.moc import ALPHAS, HORIZONS, MoCAccumulator, score_future
-
     if metadata.get("task", "stream") != "stream":
         return {"applies": False, "reason": f"checkpoint task {metadata.get('task')!r} is not a streaming task"}
     if not clips or any((c.frames < 0).any() for c in clips):

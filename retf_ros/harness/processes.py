@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TypeVar
 
+from retf_ros.harness.loopback import shm_files_in_use
+
 T = TypeVar("T")
 
 
@@ -328,7 +330,5 @@ def leftover_shm(files: set[str]) -> set[str]:
     participant on the machine, and are removed by whichever participant closes them last,
     which on a shared machine may be somebody else's process exiting (or being killed) later.
     """
-    from retf_ros.harness.loopback import shm_files_in_use
-
     own = {f for f in files if Path(f).exists() and "fastdds_port" not in Path(f).name}
     return own - shm_files_in_use() if own else set()

@@ -22,11 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retf_ros.errors import RetfError
-from retf_ros.bags.frames import resolve_topics
 from retf_ros.bags.bagio import BagReader
 from retf_ros.bags.conventions import RGB_COMPRESSED_TOPIC, ModalityTopics
+from retf_ros.bags.frames import resolve_topics
+from retf_ros.errors import RetfError
 from retf_ros.evaluation.bag_scoring import ReplayRun
+from retf_ros.harness.loopback import loopback_environment, remove_stale_shm_segments
+from retf_ros.harness.processes import environment_for, node_argv, start, wait_for
 from retf_ros.runtime.anticipation import document_stamp_ns
 
 NODE_NAME = "anticipation_node"
@@ -84,9 +86,6 @@ def run_live(bag: str | Path, checkpoint: str | Path, work_dir: Path, options: L
     Raises RetfError with the relevant log lines when a process fails or the node publishes
     nothing. ``model_modalities``: the checkpoint's modalities (which topics to play).
     """
-    from retf_ros.harness.loopback import loopback_environment, remove_stale_shm_segments
-    from retf_ros.harness.processes import environment_for, node_argv, start, wait_for
-
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     reader = BagReader(bag, distro=options.distro)

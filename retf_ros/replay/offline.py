@@ -11,12 +11,19 @@ import os
 import time
 from dataclasses import dataclass
 
-from retf_ros.errors import RetfError
-from retf_ros.bags.frames import frame_sets, resolve_topics, skeleton_reader
+import torch
+from tqdm import tqdm
+
 from retf_ros.bags.bagio import BagReader
 from retf_ros.bags.conventions import ModalityTopics
+from retf_ros.bags.frames import frame_sets, resolve_topics, skeleton_reader
+from retf_ros.checkpoint import load_checkpoint
+from retf_ros.errors import RetfError
 from retf_ros.evaluation.bag_scoring import ReplayRun
+from retf_ros.runtime.anticipation import anticipation_document
+from retf_ros.runtime.frames import InvalidFrame
 from retf_ros.runtime.health import THRESHOLD_PARAMETERS, ErankThresholds, thresholds_for
+from retf_ros.runtime.predictor import StreamingPredictor
 from retf_ros.runtime.sync import SyncConfig
 
 
@@ -66,14 +73,6 @@ def erank_thresholds_from_params(params: dict, metadata: dict) -> ErankThreshold
 def run_offline(bag: str | os.PathLike, checkpoint: str | os.PathLike, options: OfflineOptions = OfflineOptions(),
                 progress: bool = True) -> ReplayRun:
     """Run the streaming predictor over every synchronised frame of ``bag``."""
-    import torch
-    from tqdm import tqdm
-
-    from retf_ros.checkpoint import load_checkpoint
-    from retf_ros.runtime.anticipation import anticipation_document
-    from retf_ros.runtime.frames import InvalidFrame
-    from retf_ros.runtime.predictor import StreamingPredictor
-
     torch.set_num_threads(options.torch_threads)
     reader = BagReader(bag, distro=options.distro)
     loaded = load_checkpoint(checkpoint)

@@ -5,6 +5,7 @@ Heavy imports (torch, the model) happen inside the command functions so `retf --
 from __future__ import annotations
 
 import argparse
+import json
 
 from retf_ros.errors import RetfError
 from retf_ros.training.config import invoked_command
@@ -124,6 +125,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    # the verb's work: imported when it runs, so `retf --help` stays fast
     from retf_ros.training.config import load_config
     from retf_ros.training.trainer import Trainer
 
@@ -135,8 +137,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import json
-
+    # the verb's work: imported when it runs, so `retf --help` stays fast
     from retf_ros.evaluation.eval_report import evaluate_runs, format_report, resolve_runs
     from retf_ros.evaluation.json_safe import json_ready
 
@@ -156,6 +157,7 @@ def run_eval(args: argparse.Namespace) -> int:
             json.dump(json_ready(report), fh, indent=2)
         print(f"wrote {args.json}")
     if args.record:
+        # the verb's work: imported when it runs, so `retf --help` stays fast
         from retf_ros.evaluation.eval_report import record_in_checkpoint
 
         print(f"recorded test metrics in {record_in_checkpoint(runs[0], report, invoked_command())}")
@@ -163,6 +165,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
+    # the verb's work: imported when it runs, so `retf --help` stays fast
     from retf_ros.training.erank_calibration import calibrate
 
     faults = {}
@@ -184,6 +187,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 
 def run_ablate(args: argparse.Namespace) -> int:
+    # the verb's work: imported when it runs, so `retf --help` stays fast
     from retf_ros.training.ablation import run_ablation
 
     run_ablation(data=args.data, out=args.out, config_path=args.config, seeds=args.seeds, epochs=args.epochs,
