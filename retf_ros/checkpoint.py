@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
 from retf_ros.errors import CheckpointError
 from retf_ros.fusion.model import R3DConfig, R3DModel
@@ -81,8 +83,6 @@ def save_checkpoint(path: str | Path, model: R3DModel, metadata: dict) -> Path:
     skeleton_layout, training provenance and metrics; the model config, format tag and
     weights sha256 are added here.
     """
-    from safetensors.torch import save_file
-
     p = Path(path)
     if p.suffix in (".safetensors", ".json"):
         p = p.with_suffix("")
@@ -123,9 +123,6 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     Raises CheckpointError (one clear sentence) for a missing, pickled, corrupt or inconsistent
     checkpoint; nothing in it is ever executed.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     weights, _ = resolve_checkpoint(path)
     meta = read_metadata(weights)
     with weights.open("rb") as fh:
@@ -159,8 +156,6 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
 def load_backbone_weights(model: R3DModel, path: str | Path | None = None) -> None:
     """Fill a torchvision RGB backbone from a safetensors state dict (``model_config``'s
     ``rgb_backbone_weights`` unless ``path`` is given). Used once before training."""
-    from safetensors.torch import load_file
-
     source = path or model.config.rgb_backbone_weights
     encoder = model.encoders["rgb"] if "rgb" in model.encoders else None
     if source is None or encoder is None or not hasattr(encoder, "backbone"):

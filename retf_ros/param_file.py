@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import yaml
+
 from retf_ros.errors import RetfError
 
 
@@ -16,7 +18,6 @@ def node_parameters(path: str | os.PathLike | None) -> dict:
     ``ros__parameters``; every node section merged); {} for None."""
     if path is None:
         return {}
-    import yaml
 
     try:
         document = yaml.safe_load(Path(path).read_text()) or {}

@@ -26,7 +26,7 @@ def _worker_domain_id() -> int:
 
 def _loopback_env(log_dir: Path):
     """The one DDS environment of every test process (see ``ros_env``), then shm clean-up."""
-    from retf_ros.ros.loopback import loopback_environment, remove_stale_shm_segments
+    from retf_ros.harness.loopback import loopback_environment, remove_stale_shm_segments
 
     yield loopback_environment(_worker_domain_id(), log_dir)
     remove_stale_shm_segments()
@@ -151,10 +151,10 @@ def ros_env_shared(tmp_path_factory):
 
 
 def serving_session(env: dict, log_dir: Path, **options):
-    """start_session (retf_ros.ros.processes) with ``options``, yielded once start-up is over (an
+    """start_session (retf_ros.harness.processes) with ``options``, yielded once start-up is over (an
     anticipation with every input ok: until each topic is discovered an anticipation rightly
     reports it missing); stopped afterwards. For module fixtures: ``yield from``."""
-    from retf_ros.ros.processes import start_session
+    from retf_ros.harness.processes import start_session
 
     session = start_session(env, log_dir, **options)
     try:

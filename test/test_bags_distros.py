@@ -106,7 +106,7 @@ def test_bag_info_shows_storage_source_distro_and_conversions(foxy_bag):
 def test_node_receives_every_message_of_a_foxy_marker_array_bag(foxy_bag, ros_env, tmp_path):
     """`retf bag play` converts Foxy's Markers; the real node (skeleton.type marker_array) counts
     every one of them as a received skeleton frame."""
-    from retf_ros.ros.processes import node_argv, start, start_probe, wait_for
+    from retf_ros.harness.processes import node_argv, start, start_probe, wait_for
 
     checkpoint = write_tiny_checkpoint(tmp_path / "ckpt", modalities=("skeleton",), fps=20.0,
                                        skeleton_layout="azure_kinect_32")

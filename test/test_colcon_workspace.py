@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from retf_ros.ros.launch_arguments import LAUNCH_ARGUMENTS, nodes_to_launch
-from retf_ros.ros.processes import node_argv, publisher_argv, start, start_probe, wait_for
+from retf_ros.harness.processes import node_argv, publisher_argv, start, start_probe, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "retf_ros"

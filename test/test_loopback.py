@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from retf_ros.ros.loopback import loopback_environment, profile_path, remove_stale_shm_segments
+from retf_ros.harness.loopback import loopback_environment, profile_path, remove_stale_shm_segments
 
 NS = {"dds": "http://www.eprosima.com"}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from retf_ros.ros.node import demo_checkpoint_path
-from retf_ros.ros.processes import wait_for
+from retf_ros.harness.processes import wait_for
 
 from conftest import serving_session, synthetic_world
 

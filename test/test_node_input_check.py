@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import write_tiny_checkpoint
-from retf_ros.ros.processes import node_argv, publisher_argv, start, start_probe, wait_for
+from retf_ros.harness.processes import node_argv, publisher_argv, start, start_probe, wait_for
 
 
 @pytest.mark.parametrize("node_options,camera_options,expected", [

@@ -10,7 +10,7 @@ import signal
 import pytest
 
 from retf_ros.client import validate_anticipation
-from retf_ros.ros.processes import leftover_shm, node_argv, shm_files_of, start, start_session
+from retf_ros.harness.processes import leftover_shm, node_argv, shm_files_of, start, start_session
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from retf_ros.client import validate_anticipation
-from retf_ros.ros.processes import leftover_shm, shm_files_of, wait_for
+from retf_ros.harness.processes import leftover_shm, shm_files_of, wait_for
 
 from conftest import serving_session
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from retf_ros.client import validate_anticipation
-from retf_ros.ros.processes import start_session, wait_for
+from retf_ros.harness.processes import start_session, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(240)

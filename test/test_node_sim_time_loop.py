@@ -13,7 +13,7 @@ import pytest
 from retf_ros.client import validate_anticipation
 from retf_ros.bags import messages as bag_messages
 from retf_ros.bags.bagio import BagWriter
-from retf_ros.ros.processes import AnticipationSession, node_argv, start, start_probe
+from retf_ros.harness.processes import AnticipationSession, node_argv, start, start_probe
 
 pytestmark = pytest.mark.timeout(240)
 NS = 1_000_000_000

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from retf_ros.ros.processes import (POSE_NODE_MODULE, leftover_shm, node_argv, shm_files_of, start_probe,
+from retf_ros.harness.processes import (POSE_NODE_MODULE, leftover_shm, node_argv, shm_files_of, start_probe,
                                     start_session, wait_for)
 
 pytestmark = pytest.mark.timeout(300)

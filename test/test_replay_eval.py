@@ -15,10 +15,10 @@ from retf_ros.bags.frames import ground_truth
 from retf_ros.bags.bagio import BagReader
 from retf_ros.replay.evaluate import summary_lines
 from retf_ros.replay.offline import OfflineOptions, run_offline
-from retf_ros.replay.report import build_report, documented_comparison, write_report
-from retf_ros.replay.scoring import protocol_moc, score_documents, split_clips
+from retf_ros.evaluation.bag_report import build_report, documented_comparison, write_report
+from retf_ros.evaluation.bag_scoring import protocol_moc, score_documents, split_clips
 from retf_ros.runtime.health import ErankThresholds
-from retf_ros.runtime.stream_eval import evaluate_streaming
+from retf_ros.evaluation.streaming import evaluate_streaming
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

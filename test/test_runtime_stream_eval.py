@@ -17,7 +17,7 @@ from retf_ros.errors import RetfError
 from retf_ros.runtime.anticipation import anticipation_document
 from retf_ros.runtime.frames import FrameSet
 from retf_ros.runtime.predictor import StreamingPredictor
-from retf_ros.runtime.stream_eval import StreamScorer, evaluate_streaming
+from retf_ros.evaluation.streaming import StreamScorer, evaluate_streaming
 
 torch.set_num_threads(1)
 IDLE, WALK, SIT = 0, 1, 2

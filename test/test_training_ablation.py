@@ -12,7 +12,7 @@ from conftest import TINY_TRAIN_YAML
 
 from retf_ros.errors import RetfError
 from retf_ros.training.ablation import VARIANT_NAMES, render_markdown, requirement_checks, run_ablation
-from retf_ros.training.prior import prior_report
+from retf_ros.evaluation.prior_moc import prior_report
 
 TINY_CONFIG = TINY_TRAIN_YAML + "epochs: 1\nsamples_per_clip: 4\n"
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from retf_ros.data.synthetic import grammar
-from retf_ros.training.branches import MARKER_LEAD_S, BranchScore
+from retf_ros.evaluation.branches import MARKER_LEAD_S, BranchScore
 
 CLASSES = list(grammar.CLASSES)
 K = {name: i for i, name in enumerate(CLASSES)}
@@ -106,7 +106,7 @@ def test_evaluation_of_a_synthetic_store_reports_every_branch(tmp_path):
     import retf_ros
     from retf_ros.cli import main
     from retf_ros.data.clipstore import ClipStore
-    from retf_ros.training.report import evaluate_checkpoint, format_report
+    from retf_ros.evaluation.eval_report import evaluate_checkpoint, format_report
 
     store_dir = tmp_path / "cycles"
     assert main(["synth", "--out", str(store_dir), "--sequences", "4", "--cycles", "1", "--seed", "2",

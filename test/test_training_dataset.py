@@ -7,7 +7,7 @@ import torch
 
 from retf_ros.training import windows
 from retf_ros.training.dataset import TaskSpec, WindowDataset, protocol_sample
-from retf_ros.training.evaluate import predicted_frames
+from retf_ros.evaluation.protocol import predicted_frames
 from retf_ros.training.prepared import DEPTH_STD_FLOOR, PrepareSpec, PreparedCache, depth_statistics
 
 SPEC = PrepareSpec(modalities=("rgb", "depth", "skeleton"), fps=5.0, image_size=(8, 10), depth_size=(8, 10),

@@ -8,7 +8,8 @@ import pytest
 
 from retf_ros.data.clipstore import Clip, ClipStoreWriter
 from retf_ros.training.anticipation import combined_prediction, recognised_current
-from retf_ros.training.prior import TransitionPrior, evaluate_prior, fit_prior, prior_report
+from retf_ros.evaluation.prior_moc import evaluate_prior, prior_report
+from retf_ros.training.prior import TransitionPrior, fit_prior
 
 A, B, C = 0, 1, 2
 

@@ -118,9 +118,9 @@ def test_resuming_with_a_different_config_is_refused(trained_run, tiny_clip_stor
 
 
 def test_eval_cli_writes_moc_erank_and_streaming_json(trained_run, tiny_clip_store, workdir):
-    from retf_ros.training.evaluate import evaluate_moc, task_spec_from_metadata
+    from retf_ros.evaluation.protocol import evaluate_moc, task_spec_from_metadata
     from retf_ros.training.prepared import PrepareSpec, PreparedCache
-    from retf_ros.training.report import anticipation_of
+    from retf_ros.evaluation.eval_report import anticipation_of
 
     recorded = workdir / "recorded"
     shutil.copytree(trained_run, recorded)
@@ -180,7 +180,7 @@ def test_eval_cli_writes_moc_erank_and_streaming_json(trained_run, tiny_clip_sto
 
 
 def test_eval_with_seeds_averages_runs(trained_run, tiny_clip_store, workdir):
-    from retf_ros.training.report import evaluate_runs, resolve_runs
+    from retf_ros.evaluation.eval_report import evaluate_runs, resolve_runs
 
     parent = workdir / "seeds"
     for seed in (1, 2):
@@ -205,7 +205,7 @@ def test_eval_refuses_a_pickled_checkpoint(trained_run, tiny_clip_store, workdir
 
 
 def test_skeleton_only_protocol_checkpoint_trains_and_evaluates(tiny_clip_store, workdir):
-    from retf_ros.training.report import evaluate_runs
+    from retf_ros.evaluation.eval_report import evaluate_runs
 
     out = workdir / "protocol"
     _train(tiny_clip_store, workdir, out, task="protocol", modalities=["skeleton"], epochs=1)

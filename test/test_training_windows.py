@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from retf_ros.training import moc, windows
+from retf_ros.evaluation import moc
+from retf_ros.training import windows
 
 
 def test_resample_indices_takes_newest_frame_at_or_before_each_tick():

@@ -78,7 +78,7 @@ def test_bag_eval_scores_the_held_out_recording(cell):
 
 def test_deployed_checkpoint_anticipates_on_the_replayed_foxy_recording(cell, ros_env, tmp_path):
     # 6. deploy: the node with the run's checkpoint, the raw recording replayed (converted) to it
-    from retf_ros.ros.processes import node_argv, start, start_probe, wait_for
+    from retf_ros.harness.processes import node_argv, start, start_probe, wait_for
 
     namespace = "/cell"
     node = start("node", node_argv(overrides={"checkpoint": str(cell / "runs/cell"), "skeleton.type": "marker_array",

@@ -15,14 +15,17 @@ Anything else (not a bag, unknown storage, unreadable) raises :class:`DataFormat
 """
 from __future__ import annotations
 
+import heapq
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retf_ros.errors import DataFormatError, RetfError
-from retf_ros.bags.conventions import bare_topic
+import yaml
+
+from retf_ros.bags.conventions import bare_topic, typestore
 from retf_ros.bags.distros import BagDefinitions, bag_definitions, check_distro, distro_typestore, running_distro
+from retf_ros.errors import DataFormatError, RetfError
 
 STORAGES = ("mcap", "sqlite3")
 COMPRESSIONS = ("file", "message")  # rosbag2's zstd compression modes
@@ -79,6 +82,7 @@ class BagWriter:
 
     def __init__(self, path: str | os.PathLike, custom_data: dict[str, str] | None = None, *,
                  storage: str = "mcap", compression: str | None = None, distro: str | None = None):
+        # rosbags/mcap: optional (extra "bags"), only needed where bags are read or written
         from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 
         self.path = Path(path)
@@ -173,6 +177,7 @@ class BagReader:
         raise DataFormatError(f"{self.path} is not a bag: no metadata.yaml and {len(mcaps)} .mcap files")
 
     def _read_summary(self) -> BagSummary:
+        # rosbags/mcap: optional (extra "bags"), only needed where bags are read or written
         from rosbags.rosbag2 import Reader
         from rosbags.rosbag2.errors import ReaderError
 
@@ -211,7 +216,6 @@ class BagReader:
         meta = self.path / "metadata.yaml"
         if self._source != self.path or not meta.is_file():
             return {}
-        import yaml
 
         return (yaml.safe_load(meta.read_text()) or {}).get("rosbag2_bagfile_information", {})
 
@@ -225,6 +229,7 @@ class BagReader:
 
     def _recover_truncated(self, reason: str) -> BagSummary:
         """Stream the records of a damaged MCAP file and keep every complete message."""
+        # rosbags/mcap: optional (extra "bags"), only needed where bags are read or written
         from mcap.exceptions import McapError
         from mcap.records import Channel, Message, Schema
         from mcap.stream_reader import StreamReader
@@ -272,6 +277,7 @@ class BagReader:
         if self._messages_cache is not None:
             yield from (m for m in self._messages_cache if wanted is None or m.topic in wanted)
             return
+        # rosbags/mcap: optional (extra "bags"), only needed where bags are read or written
         from rosbags.rosbag2 import Reader
 
         with Reader(self._source) as reader:
@@ -300,7 +306,6 @@ class BagReader:
                 f"bag {self.path} has no topic {', '.join(missing)}; it has: {', '.join(sorted(self.summary.topics))}")
 
 
-
 class BagSet:
     """Several bags of one recording read as one (a camera bag and a label bag recorded side by
     side): the reading interface of :class:`BagReader`, messages of all bags merged by log time
@@ -327,16 +332,12 @@ class BagSet:
                                   custom, self.warnings)
 
     def messages(self, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
-        import heapq
-
         wanted = None if topics is None else list(topics)
         streams = [map(reader.converted, reader.messages(wanted)) for reader in self.readers]
         yield from heapq.merge(*streams, key=lambda m: m.log_ns)
 
     def deserialize(self, message: BagMessage):
         """A message from :meth:`messages` (already in the running distro's definitions)."""
-        from retf_ros.bags.conventions import typestore
-
         return typestore().deserialize_cdr(message.raw, message.msgtype)
 
     def require_topics(self, topics: Iterable[str]) -> None:

@@ -17,7 +17,12 @@ The bag's ``metadata.yaml`` custom_data records the class list, fps and joint la
 """
 from __future__ import annotations
 
+import importlib
+import struct
 from dataclasses import dataclass
+
+from retf_ros.bags.distros import distro_typestore, running_distro
+from retf_ros.errors import RetfError
 
 RGB_TOPIC = "rgb/image_raw"
 RGB_COMPRESSED_TOPIC = "rgb/image_raw/compressed"
@@ -69,8 +74,6 @@ def bare_topic(name: str) -> str:
 def typestore():
     """rosbags' message definitions of the running distro (Kilted with the PyPI wheels; CDR
     identical to rclpy's, same RIHS01 hashes)."""
-    from retf_ros.bags.distros import distro_typestore, running_distro
-
     return distro_typestore(running_distro())
 
 
@@ -79,14 +82,10 @@ def message_class(msgtype: str):
 
     Imports the message package (a ROS installation or the PyPI message wheels), not rclpy.
     """
-    import importlib
-
     try:
         package, kind, name = msgtype.split("/")
         return getattr(importlib.import_module(f"{package}.{kind}"), name)
     except (ValueError, ImportError, AttributeError) as exc:
-        from retf_ros.errors import RetfError
-
         raise RetfError(f"message type {msgtype!r} is not available in this ROS installation ({exc})") from exc
 
 
@@ -96,8 +95,6 @@ def header_stamp_ns(raw: bytes, msgtype: str) -> int | None:
     CDR: 4-byte encapsulation header, then the Header's int32 sec and uint32 nanosec. Returns
     None for types without a leading header (String, MarkerArray, ...).
     """
-    import struct
-
     fields = getattr(typestore().types.get(msgtype), "__dataclass_fields__", None)
     if not fields or next(iter(fields)) != "header" or len(raw) < 12:
         return None

@@ -47,6 +47,7 @@ def check_distro(distro: str | None) -> str | None:
 @lru_cache(maxsize=None)
 def distro_typestore(distro: str):
     """rosbags' message definitions of one distro (CDR identical to that distro's rclpy)."""
+    # rosbags/mcap: optional (extra "bags"), only needed where bags are read or written
     from rosbags.typesys import Stores, get_typestore
 
     return get_typestore(getattr(Stores, f"ROS2_{check_distro(distro).upper()}"))
@@ -75,6 +76,7 @@ class BagDefinitions:
         message = self.source_store.deserialize_cdr(raw, msgtype)
         if msgtype not in self.needs_conversion:
             return message
+        # rosbags/mcap: optional (extra "bags"), only needed where bags are read or written
         from rosbags.convert.converter import migrate_message
 
         return migrate_message(self.source_store, self.target_store, msgtype, msgtype, self._cache, message)
@@ -101,6 +103,7 @@ class BagDefinitions:
 
 def _store_from(base_distro: str, embedded: dict[str, tuple[str, str]]):
     """An empty typestore holding ``base_distro``'s definitions overridden by the bag's own."""
+    # rosbags/mcap: optional (extra "bags"), only needed where bags are read or written
     from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
     store = get_typestore(Stores.EMPTY)
@@ -115,6 +118,7 @@ def _store_from(base_distro: str, embedded: dict[str, tuple[str, str]]):
 
 
 def _same_wire(a, b, msgtype: str) -> bool:
+    # rosbags/mcap: optional (extra "bags"), only needed where bags are read or written
     from rosbags.convert.converter import is_same_wireformat
 
     if msgtype not in a.fielddefs or msgtype not in b.fielddefs:

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from retf_ros.errors import DataFormatError
 from retf_ros.bags import messages as bag_messages
 from retf_ros.bags.bagio import BagWriter
 from retf_ros.bags.conventions import (DEFAULT_CLIP_GAP_S, DEFAULT_FRAME_ID, DEFAULT_START_EPOCH_S,
                                        META_CLASSES, META_CLIPS, META_FPS, META_LAYOUT, META_SOURCE,
                                        RGB_COMPRESSED_TOPIC, ModalityTopics)
+from retf_ros.data.clipstore import ClipStore
+from retf_ros.errors import DataFormatError
 
 NS = 1_000_000_000
 EXPORTED_MODALITIES = ("rgb", "depth", "skeleton")
@@ -56,8 +58,6 @@ class ExportOptions:
 def export_clip_store(store_dir: str | os.PathLike, out: str | os.PathLike,
                       options: ExportOptions = ExportOptions(), progress: bool = True) -> ExportSummary:
     """Write the clips of ``options.part`` of ``options.split`` (or ``options.clip_ids``) to a bag."""
-    from retf_ros.data.clipstore import ClipStore
-
     writer = BagWriter(out, distro=options.distro)  # refuses an existing bag before any work
     store = ClipStore(store_dir)
     clip_ids = list(options.clip_ids) if options.clip_ids else store.clip_ids(options.split, options.part)
@@ -94,8 +94,6 @@ def export_clip_store(store_dir: str | os.PathLike, out: str | os.PathLike,
 def _write_clips(writer: BagWriter, store, clip_ids: list[str], modalities: list[str], options: ExportOptions,
                  progress: bool, clip_spans: list[dict]) -> None:
     """Write every clip end to end (see the module docstring); appends each clip's span."""
-    from tqdm import tqdm
-
     topics = ModalityTopics()
     cursor_ns = int(options.start_epoch_s) * NS
     with writer:

@@ -18,6 +18,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from retf_ros.data.clipstore import read_mapping
 from retf_ros.errors import DataFormatError
 
 INTEGER_TYPES = tuple(f"std_msgs/msg/{kind}" for kind in
@@ -117,8 +118,6 @@ def _ns(seconds: float, origin_ns: int) -> int:
 
 def read_classes(path: Path) -> list[str]:
     """Class names of ``--classes``: one per line, or ``<id> <name>`` lines with ids 0..K-1."""
-    from retf_ros.data.clipstore import read_mapping
-
     try:
         lines = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
     except OSError as exc:

@@ -10,10 +10,11 @@ import json
 
 import numpy as np
 
-from retf_ros.errors import RetfError
 from retf_ros.bags.conventions import (COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, MARKER_ARRAY_TYPE, POSE_ARRAY_TYPE, STRING_TYPE,
                                        typestore)
-from retf_ros.runtime.messages import array_to_image_fields
+from retf_ros.bags.distros import distro_typestore, running_distro
+from retf_ros.errors import RetfError
+from retf_ros.runtime.messages import MARKER_IDS_PER_BODY, array_to_image_fields
 
 COMPRESSED_FORMATS = ("jpeg", "png")
 
@@ -38,6 +39,7 @@ def image_message(array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str
 
 def compressed_image_message(rgb: np.ndarray, fmt: str, stamp_ns: int, frame_id: str, jpeg_quality: int = 90):
     """(H, W, 3) uint8 RGB -> CompressedImage in image_transport's format naming."""
+    # optional (extra "images"): only compressed images need it
     import cv2
 
     if fmt not in COMPRESSED_FORMATS:
@@ -66,10 +68,8 @@ def marker_array_message(bodies: dict[int, np.ndarray], stamp_ns: int, frame_id:
     body-tracking convention (one SPHERE per joint, marker id = body id * 100 + joint; what
     :func:`retf_ros.runtime.messages.marker_array_to_skeleton` reads), in ``distro``'s definition
     of Marker (default: the running distro's; fields a distro added stay at their defaults)."""
+    # rosbags/mcap: optional (extra "bags"), only needed where bags are read or written
     from rosbags.convert.converter import default_message
-
-    from retf_ros.bags.distros import distro_typestore, running_distro
-    from retf_ros.runtime.messages import MARKER_IDS_PER_BODY
 
     store = distro_typestore(distro or running_distro())
     sphere = 2  # visualization_msgs/Marker.SPHERE

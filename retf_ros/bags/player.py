@@ -10,7 +10,7 @@ jumps backwards, as with ``ros2 bag play --loop``).
 
 Run as ``retf bag play BAG`` or ``python -m retf_ros.bags.player BAG``; arguments after
 ``--ros-args`` go to rclpy (remapping, namespace). DDS settings come from the environment:
-tests and the demo start this process with ``retf_ros.ros.loopback.loopback_environment``.
+tests and the demo start this process with ``retf_ros.harness.loopback.loopback_environment``.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from pathlib import Path
 from retf_ros.bags.bagio import BagReader
 from retf_ros.bags.conventions import CLOCK_TOPIC, CLOCK_TYPE, header_stamp_ns, message_class
 from retf_ros.bags.distros import DISTROS
+from retf_ros.errors import RetfError
 
 DELIVERY_TIMEOUT_S = 5.0  # how long the player waits at the end for subscribers to acknowledge
 
@@ -70,6 +71,7 @@ def play(args: argparse.Namespace, ros_args: list[str] | None = None) -> int:
     topics = sorted(reader.summary.topics) if args.topics is None else [t.lstrip("/") for t in args.topics]
     reader.require_topics(topics)
 
+    # rclpy: only the running process needs ROS; the CLI builds its parser without it
     import rclpy
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -124,6 +126,7 @@ def _wait_until_acknowledged(publishers: dict, timeout_s: float) -> None:
     """Reliable samples a subscriber has not acknowledged when this process exits are lost with
     the writer (publishing is asynchronous), so without this wait a recorder misses the bag's
     last messages; best-effort publishers return at once."""
+    # rclpy: only the running process needs ROS; the CLI builds its parser without it
     from rclpy.duration import Duration
 
     deadline = time.monotonic() + timeout_s
@@ -136,6 +139,7 @@ def _wait_until_acknowledged(publishers: dict, timeout_s: float) -> None:
 
 def _play_once(reader: BagReader, topics: list[str], publishers: dict, clock_publisher, rate: float,
                max_idle_s: float | None, log) -> int:
+    # rclpy: only the running process needs ROS; the CLI builds its parser without it
     import rclpy
 
     clock_class = message_class(CLOCK_TYPE) if clock_publisher is not None else None
@@ -179,8 +183,6 @@ def split_ros_args(argv: list[str]) -> tuple[list[str], list[str]]:
 def run_bag_tool(prog: str, parser, action, argv: list[str] | None) -> int:
     """Shared entry of the bag player and recorder: own options before ``--ros-args``, ROS
     arguments after; a RetfError becomes one line on stderr and exit status 2."""
-    from retf_ros.errors import RetfError
-
     own, ros_args = split_ros_args(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(own)
     try:

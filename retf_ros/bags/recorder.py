@@ -20,6 +20,7 @@ from pathlib import Path
 
 from retf_ros.bags.bagio import BagWriter
 from retf_ros.bags.conventions import STRING_TYPE, message_class, typestore
+from retf_ros.bags.player import run_bag_tool
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -40,6 +41,7 @@ def _absolute(topic: str) -> str:
 
 
 def _qos_for(node, topic: str, choice: str):
+    # rclpy: only the running process needs ROS; the CLI builds its parser without it
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
     publishers = node.get_publishers_info_by_topic(topic)
@@ -54,6 +56,7 @@ def _qos_for(node, topic: str, choice: str):
 
 
 def record(args: argparse.Namespace, ros_args: list[str] | None = None) -> int:
+    # rclpy: only the running process needs ROS; the CLI builds its parser without it
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
@@ -113,8 +116,6 @@ def record(args: argparse.Namespace, ros_args: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from retf_ros.bags.player import run_bag_tool
-
     return run_bag_tool("bag_recorder", build_parser(), record, argv)
 
 

@@ -1,5 +1,9 @@
 """Benchmarks (`make bench`, `make gpu-check`): measured figures printed with the machine they
-ran on. Each area has a module with ``run(args)``; ``python -m retf_ros.bench`` runs them all."""
+ran on. Each area has a module with ``run(args)``; ``python -m retf_ros.bench`` runs them all.
+
+Allowed imports: any package of retf_ros except the CLI (``cli``, ``*.commands``). rclpy only
+in ``node`` and ``pose``, to tell whether it is installed before they start the nodes through the
+harness."""
 from __future__ import annotations
 
 import os

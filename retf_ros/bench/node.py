@@ -27,8 +27,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from retf_ros.bench import machine_description
+from retf_ros.bench.runtime import _checkpoint
+from retf_ros.harness.loopback import loopback_environment
+from retf_ros.harness.processes import publisher_argv, rss_bytes, start, start_session, wait_for
+from retf_ros.runtime.anticipation import document_stamp_ns
 
 RATE_STEPS = (15, 30, 60, 90, 120)
 LATENCY_RATES = (15, 30)  # VGA camera rates of the end-to-end age figures
@@ -44,20 +49,15 @@ def _percentiles(values) -> str:
 
 class _Bench:
     def __init__(self, workdir: Path, checkpoint: Path, threads: int):
-        from retf_ros.ros.loopback import loopback_environment
-
         self.workdir, self.checkpoint, self.threads = workdir, checkpoint, threads
         # A domain of its own (tests use 40+worker) and a namespace of its own.
         self.env = loopback_environment(random.randint(60, 99), workdir / "ros_log")
         self.namespace = f"/retf_bench_{os.getpid()}"
 
     def session(self, name: str, camera: tuple[str, ...], overrides: dict | None = None):
-        from retf_ros.ros.processes import start_session
-
         log_dir = self.workdir / name
         log_dir.mkdir()
         params = {"torch_threads": self.threads, "diagnostics.rate_hz": 2.0, **(overrides or {})}
-        from retf_ros.ros.processes import wait_for
 
         session = start_session(self.env, log_dir, namespace=self.namespace, checkpoint=self.checkpoint,
                                 overrides=params, camera_options=camera)
@@ -77,16 +77,10 @@ class _Bench:
         return session
 
     def restart_camera(self, session, camera: tuple[str, ...]) -> None:
-        from retf_ros.ros.processes import publisher_argv, start
-
         session.camera.stop()
         session.stamps_path.unlink(missing_ok=True)
         args = (*camera, "--stamps-file", str(session.stamps_path), "--ros-args", "-r", f"__ns:={session.namespace}")
         session.camera = start("camera", publisher_argv(*args), self.env, session.log_dir)
-
-
-def _doc_stamp_ns(doc: dict) -> int:
-    return doc["stamp"]["sec"] * 1_000_000_000 + doc["stamp"]["nanosec"]
 
 
 def _window(session, start_ns: int) -> list[dict]:
@@ -105,7 +99,7 @@ def _latency(bench: _Bench, size: tuple[int, int], seconds: float, device: str =
         time.sleep(seconds)
         events = _window(session, start)
         node_ms = [e["doc"]["latency"]["end_to_end_ms"] for e in events]
-        probe_ms = [(e["received_ns"] - _doc_stamp_ns(e["doc"])) / 1e6 for e in events]
+        probe_ms = [(e["received_ns"] - document_stamp_ns(e["doc"])) / 1e6 for e in events]
         inference = [e["doc"]["latency"]["inference_ms"] for e in events]
         device_used = session.diagnostics()[-1]["inference"]["values"]["device"]
     finally:
@@ -122,8 +116,6 @@ def _latency(bench: _Bench, size: tuple[int, int], seconds: float, device: str =
 
 
 def _keeps_up(bench: _Bench, size: tuple[int, int], step_s: float) -> None:
-    from retf_ros.ros.processes import wait_for
-
     first = ("--rate", str(RATE_STEPS[0]), "--width", str(size[0]), "--height", str(size[1]))
     session = bench.session("rates", first)
     best = None
@@ -147,7 +139,7 @@ def _keeps_up(bench: _Bench, size: tuple[int, int], step_s: float) -> None:
             received = int(after["inputs"]["values"]["rgb.frames"]) - int(before["inputs"]["values"]["rgb.frames"])
             skipped = (int(after["inference"]["values"]["skipped_windows"])
                        - int(before["inference"]["values"]["skipped_windows"]))
-            ages = [(e["received_ns"] - _doc_stamp_ns(e["doc"])) / 1e6 for e in events]
+            ages = [(e["received_ns"] - document_stamp_ns(e["doc"])) / 1e6 for e in events]
             sent_hz, received_hz = sent / elapsed_s, received / elapsed_s
             ok = received >= 0.95 * sent and len(events) >= 0.9 * fps * elapsed_s
             if ok:
@@ -175,8 +167,6 @@ def _intake(diag: dict) -> str:
 
 
 def _overload(bench: _Bench, seconds: float, interval_s: float = 15.0) -> None:
-    from retf_ros.ros.processes import rss_bytes
-
     camera = ("--rate", "60", "--width", str(VGA[0]), "--height", str(VGA[1]))
     session = bench.session("overload", camera)
     rows = []
@@ -186,7 +176,7 @@ def _overload(bench: _Bench, seconds: float, interval_s: float = 15.0) -> None:
             start_ns = time.time_ns()
             time.sleep(interval_s)
             events = _window(session, start_ns)
-            ages = [(e["received_ns"] - _doc_stamp_ns(e["doc"])) / 1e6 for e in events]
+            ages = [(e["received_ns"] - document_stamp_ns(e["doc"])) / 1e6 for e in events]
             degraded = sum(1 for e in events if set(e["doc"]["modalities"].values()) != {"ok"})
             rss = rss_bytes(session.node.pid) / 2**20
             rows.append((ages, rss))
@@ -205,10 +195,6 @@ def _overload(bench: _Bench, seconds: float, interval_s: float = 15.0) -> None:
 
 
 def run(args) -> None:
-    import torch
-
-    from retf_ros.bench.runtime import _checkpoint
-
     try:
         import rclpy  # noqa: F401
     except ImportError:

@@ -21,18 +21,23 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from retf_ros.bench import machine_description, median_ms
-from retf_ros.bench.node import _doc_stamp_ns, _percentiles
+from retf_ros.bench.node import _percentiles
+from retf_ros.data.pcd import read_rgbd
+from retf_ros.harness.loopback import loopback_environment
+from retf_ros.harness.processes import environment_for, start_session, wait_for
+from retf_ros.pose.estimator import MediaPipePose
+from retf_ros.pose.lifting import lift_landmarks
+from retf_ros.replay.demo import default_params_file, shipped_checkpoint
+from retf_ros.replay.pose_demo import default_pcd
+from retf_ros.runtime.anticipation import document_stamp_ns
 
 CAMERA_HZ = 10
 
 
 def _in_process(frame) -> None:
-    import torch
-
-    from retf_ros.pose.estimator import MediaPipePose
-    from retf_ros.pose.lifting import lift_landmarks
-
     window = frame.crop(80, 60, 480, 360)
     cpu = torch.device("cpu")
     for tracking in (True, False):
@@ -61,10 +66,6 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _pipeline(pcd: Path, seconds: float, threads: int) -> None:
-    from retf_ros.replay.demo import default_params_file, shipped_checkpoint
-    from retf_ros.ros.loopback import loopback_environment
-    from retf_ros.ros.processes import environment_for, start_session, wait_for
-
     with tempfile.TemporaryDirectory(prefix="retf_bench_pose_") as tmp:
         work = Path(tmp)
         env = environment_for(loopback_environment(random.randint(60, 99), work / "ros_log"))
@@ -88,7 +89,7 @@ def _pipeline(pcd: Path, seconds: float, threads: int) -> None:
             session.stop()
     skeleton_age = [(e["received_ns"] - e["stamp_ns"]) / 1e6 for e in skeletons]
     node_ms = [e["doc"]["latency"]["end_to_end_ms"] for e in events]
-    probe_ms = [(e["received_ns"] - _doc_stamp_ns(e["doc"])) / 1e6 for e in events]
+    probe_ms = [(e["received_ns"] - document_stamp_ns(e["doc"])) / 1e6 for e in events]
     with_skeleton = sum(e["doc"]["modalities"].get("skeleton") == "ok" for e in events)
     print(f"[pose] pipeline, 600x480 at {CAMERA_HZ} Hz over {seconds:.0f} s: pose_node {len(skeletons)} PoseArrays "
           f"({len(skeletons) / seconds:.1f}/s), per frame p50 {pose['process_ms.p50']} / p95 {pose['process_ms.p95']} ms, "
@@ -100,9 +101,6 @@ def _pipeline(pcd: Path, seconds: float, threads: int) -> None:
 
 
 def run(args) -> None:
-    from retf_ros.data.pcd import read_rgbd
-    from retf_ros.replay.pose_demo import default_pcd
-
     try:
         import mediapipe  # noqa: F401
     except ImportError:

@@ -19,6 +19,10 @@ import numpy as np
 import torch
 
 from retf_ros.bench import machine_description
+from retf_ros.checkpoint import load_checkpoint, save_checkpoint
+from retf_ros.fusion import R3DConfig, R3DModel
+from retf_ros.runtime.frames import FrameSet
+from retf_ros.runtime.predictor import StreamingPredictor
 
 DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "demo.safetensors"
 FRAME_SHAPE = (480, 640)
@@ -26,9 +30,6 @@ FRAME_SHAPE = (480, 640)
 
 def _checkpoint(args, workdir: Path):
     """(LoadedCheckpoint, description) for the benchmark."""
-    from retf_ros.checkpoint import load_checkpoint, save_checkpoint
-    from retf_ros.fusion import R3DConfig, R3DModel
-
     path = getattr(args, "checkpoint", None) or (DEMO_CHECKPOINT if DEMO_CHECKPOINT.exists() else None)
     if path is not None:
         loaded = load_checkpoint(path)
@@ -43,8 +44,6 @@ def _checkpoint(args, workdir: Path):
 
 def _frames(count: int, num_joints: int | None, fps: float, seed: int = 0):
     """VGA frames stamped on the model's time grid, so every one is encoded (none skipped)."""
-    from retf_ros.runtime.frames import FrameSet
-
     rng = np.random.default_rng(seed)
     rgb = rng.integers(0, 256, (4, *FRAME_SHAPE, 3), dtype=np.uint8)
     depth = (rng.random((4, *FRAME_SHAPE)) * 4 + 0.5).astype(np.float32)
@@ -55,8 +54,6 @@ def _frames(count: int, num_joints: int | None, fps: float, seed: int = 0):
 
 def measure(checkpoint, device: str, precision: str, windows: int = 30) -> dict:
     """Median per-frame (add_frame) and per-window (predict) wall times in ms."""
-    from retf_ros.runtime.predictor import StreamingPredictor
-
     predictor = StreamingPredictor(checkpoint, device=device, precision=precision)
     predictor.warm_up()
     frames = _frames(predictor.window + windows, predictor.num_joints, predictor.fps)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -54,6 +55,7 @@ def register(subparsers) -> None:
 
 
 def _bag_import_arguments(group) -> None:
+    # the bag tools: imported only for `retf data import bag`
     from retf_ros.bags.distros import DISTROS
 
     group.add_argument("--rgb-topic", metavar="TOPIC", help="RGB topic (sensor_msgs/Image or CompressedImage)")
@@ -95,7 +97,6 @@ def _prepare_out(out: Path, allow_sources: tuple[str, ...]) -> None:
         if not (meta.exists() or clips.is_dir()):
             raise RetfError(f"--out {out}: directory is not empty and is not a clip store; refusing to write into it")
         if meta.exists():
-            import json
             try:
                 source = json.loads(meta.read_text()).get("source")
             except ValueError:
@@ -105,6 +106,7 @@ def _prepare_out(out: Path, allow_sources: tuple[str, ...]) -> None:
 
 
 def run_synth(args) -> int:
+    # the verb's work: imported when it runs, so `retf --help` stays fast
     from retf_ros.data.synthetic.generate import SynthConfig
 
     if args.width < 32 or args.height < 32:
@@ -119,6 +121,7 @@ def run_synth(args) -> int:
     config = SynthConfig(width=args.width, height=args.height, fps=args.fps,
                          min_duration_s=args.min_duration, max_duration_s=args.max_duration, cycles=args.cycles)
     if args.preview is not None:
+        # the verb's work: imported when it runs, so `retf --help` stays fast
         from retf_ros.data.synthetic.preview import write_preview
         path = write_preview(args.preview, seed=args.seed, config=config)
         print(f"wrote contact sheet {path} (seed {args.seed}, sequence 0)")
@@ -128,6 +131,7 @@ def run_synth(args) -> int:
     if args.sequences < 1:
         raise RetfError(f"--sequences must be at least 1, got {args.sequences}")
     _prepare_out(args.out, allow_sources=("synthetic",))
+    # the verb's work: imported when it runs, so `retf --help` stays fast
     from retf_ros.data.synthetic.generate import generate_store
     workers = args.workers if args.workers > 0 else max(1, min(4, os.cpu_count() or 1))
     report = generate_store(args.out, args.sequences, args.seed, config, workers=workers)
@@ -146,6 +150,7 @@ def run_import(args) -> int:
     if len(args.src) != 1:
         raise RetfError(f"{args.dataset} takes one SRC folder, got {len(args.src)}")
     args.src = args.src[0]
+    # the verb's work: imported when it runs, so `retf --help` stays fast
     from retf_ros.data import readers
 
     if not args.src.exists():
@@ -166,6 +171,7 @@ def run_import(args) -> int:
 
 
 def run_import_bag(args) -> int:
+    # the verb's work: imported when it runs, so `retf --help` stays fast
     from retf_ros.bags.clip_import import BagImportOptions, import_bags
 
     for bag in args.src:

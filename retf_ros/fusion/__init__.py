@@ -1,5 +1,5 @@
 """Pure-torch core: effective rank, the RTF exchange and fuser, frame encoders, the R3D model.
-No I/O and no ROS here."""
+No I/O and no ROS here. Allowed imports: torch, torchvision, numpy; no other retf_ros package."""
 from retf_ros.fusion.erank import (effective_rank, effective_rank_masked, inactive_channels, mutual_gain,
                                    rank_gain)
 from retf_ros.fusion.exchange import rank_exchange

@@ -7,12 +7,14 @@ has (a robot's network); tests and the demo start them with the loopback environ
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from retf_ros.bags.distros import DISTROS
-from retf_ros.bags.player import add_distro_argument, build_parser as player_parser
-from retf_ros.bags.recorder import build_parser as recorder_parser
+from retf_ros.bags.player import add_distro_argument, build_parser as player_parser, play
+from retf_ros.bags.recorder import build_parser as recorder_parser, record
 from retf_ros.cli import add_command
+from retf_ros.errors import RetfError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -121,13 +123,12 @@ def _demo_options(demo: argparse.ArgumentParser) -> None:
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
-    import sys
-
     parser.print_help(sys.stderr)
     return 2
 
 
 def run_export(args) -> int:
+    # the verb's work: imported when it runs, so `retf --help` stays fast
     from retf_ros.bags.conventions import DEFAULT_CLIP_GAP_S, DEFAULT_FRAME_ID
     from retf_ros.bags.export import ExportOptions, export_clip_store
 
@@ -144,6 +145,7 @@ def run_export(args) -> int:
 
 
 def run_info(args) -> int:
+    # the verb's work: imported when it runs, so `retf --help` stays fast
     from retf_ros.bags.bagio import BagReader
 
     reader = BagReader(args.bag, distro=args.distro)
@@ -165,19 +167,15 @@ def run_info(args) -> int:
 
 
 def run_play(args) -> int:
-    from retf_ros.bags.player import play
-
     return play(args, args.ros_args)
 
 
 def run_record(args) -> int:
-    from retf_ros.bags.recorder import record
-
     return record(args, args.ros_args)
 
 
 def run_eval(args) -> int:
-    from retf_ros.errors import RetfError
+    # the verb's work: imported when it runs, so `retf --help` stays fast
     from retf_ros.bags.conventions import ModalityTopics
     from retf_ros.replay.demo import LivePrinter, default_params_file
     from retf_ros.replay.evaluate import EvalRequest, evaluate_bag, summary_lines
@@ -201,9 +199,11 @@ def run_eval(args) -> int:
 
 
 def run_demo(args) -> int:
+    # the verb's work: imported when it runs, so `retf --help` stays fast
     from retf_ros.replay.demo import FULL_SEQUENCES, DemoOptions, run_demo as demo
 
     if args.pose:
+        # the verb's work: imported when it runs, so `retf --help` stays fast
         from retf_ros.replay.pose_demo import PoseDemoOptions, run_pose_demo
 
         return run_pose_demo(PoseDemoOptions(pcd=args.pcd, checkpoint=args.checkpoint, params_file=args.params_file,

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import retf_ros
+from retf_ros.bags.bagio import BagReader
+from retf_ros.bags.export import ExportOptions, export_clip_store
+from retf_ros.data.clipstore import ClipStore
+from retf_ros.data.synthetic.generate import SynthConfig, generate_store
 from retf_ros.errors import RetfError
+from retf_ros.evaluation.bag_report import documented_comparison
+from retf_ros.replay.evaluate import EvalRequest, evaluate_bag, summary_lines
+from retf_ros.runtime.anticipation import document_stamp_ns
 
 DEMO_SEED = 4242  # not a training seed: the demo sequences are new to the checkpoint
 # Three unseen sequences (about 4.5 min of activity): with two, the 4 s-ahead accuracy of the
@@ -72,9 +79,6 @@ def default_params_file() -> Path | None:
 
 def sample_bag(cache_dir: Path, sequences: int, quick: bool, regenerate: bool) -> Path:
     """Generate (once) the synthetic sample clip store and export it to a bag; returns the bag."""
-    from retf_ros.data.synthetic.generate import SynthConfig, generate_store
-    from retf_ros.bags.export import ExportOptions, export_clip_store
-
     config = SynthConfig(**({"min_duration_s": QUICK_DURATION_S[0], "max_duration_s": QUICK_DURATION_S[1]}
                             if quick else {}))
     key = hashlib.sha256(json.dumps([DEMO_SEED, sequences, repr(config)]).encode()).hexdigest()[:10]
@@ -87,7 +91,6 @@ def sample_bag(cache_dir: Path, sequences: int, quick: bool, regenerate: bool) -
     folder.mkdir(parents=True)
     print(f"retf demo: generating {sequences} synthetic sequence(s) into {folder}", flush=True)
     generate_store(folder / "clips", sequences, DEMO_SEED, config)
-    from retf_ros.data.clipstore import ClipStore
 
     store = ClipStore(folder / "clips")
     export_clip_store(store.root, bag, ExportOptions(clip_ids=tuple(store.all_clip_ids())))
@@ -104,7 +107,7 @@ class LivePrinter:
         self.count = 0
 
     def __call__(self, document: dict) -> None:
-        stamp_ns = document["stamp"]["sec"] * 1_000_000_000 + document["stamp"]["nanosec"]
+        stamp_ns = document_stamp_ns(document)
         if self.origin_ns is None:
             self.origin_ns = stamp_ns
         self.count += 1
@@ -125,10 +128,6 @@ def _num(value) -> str:
 
 
 def run_demo(options: DemoOptions) -> int:
-    from retf_ros.bags.bagio import BagReader
-    from retf_ros.replay.evaluate import EvalRequest, evaluate_bag, summary_lines
-    from retf_ros.replay.report import documented_comparison
-
     started = time.perf_counter()
     checkpoint = options.checkpoint or shipped_checkpoint()
     if not (Path(f"{checkpoint}.safetensors").exists() or Path(checkpoint).exists()):

@@ -4,14 +4,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retf_ros.errors import RetfError
-from retf_ros.param_file import node_parameters
-from retf_ros.bags.frames import ground_truth
 from retf_ros.bags.bagio import BagReader
 from retf_ros.bags.conventions import ModalityTopics
+from retf_ros.bags.frames import ground_truth
+from retf_ros.checkpoint import load_checkpoint
+from retf_ros.errors import RetfError
+from retf_ros.evaluation.bag_report import build_report, write_report
+from retf_ros.evaluation.bag_scoring import ReplayRun, split_clips
+from retf_ros.param_file import node_parameters
+from retf_ros.replay.live import LiveOptions, run_live
+from retf_ros.replay.offline import OfflineOptions, run_offline
 from retf_ros.runtime.settings import erank_thresholds
-from retf_ros.replay.offline import OfflineOptions, ReplayRun, run_offline
-from retf_ros.replay.scoring import split_clips
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,6 @@ def evaluate_bag(request: EvalRequest, on_document=None) -> EvalOutcome:
 
     ``on_document``: called with each live anticipation document as it arrives (the demo prints them).
     """
-    from retf_ros.checkpoint import load_checkpoint
-    from retf_ros.replay.live import LiveOptions, run_live
-    from retf_ros.replay.report import build_report, write_report
-
     if not (request.offline or request.live):
         raise RetfError("nothing to do: enable the offline run, the live run or both")
     reader = BagReader(request.bag, distro=request.distro)

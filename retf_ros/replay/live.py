@@ -4,7 +4,7 @@
 the player publishes the bag's camera and skeleton topics with ``/clock``, and the recorder
 stores the node's ``~/anticipation`` documents and ``/diagnostics`` in an MCAP bag (receive
 time as log time) while echoing each document, so callers can print them as they arrive.
-All three get their environment from :func:`retf_ros.ros.loopback.loopback_environment`
+All three get their environment from :func:`retf_ros.harness.loopback.loopback_environment`
 (NETWORK RULE: this module is the demo/evaluation launcher that sets the DDS environment).
 
 End-to-end latency here is measured, not taken from the node: the player logs the wall time
@@ -22,11 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retf_ros.errors import RetfError
-from retf_ros.bags.frames import FrameStream, resolve_topics
 from retf_ros.bags.bagio import BagReader
 from retf_ros.bags.conventions import RGB_COMPRESSED_TOPIC, ModalityTopics
-from retf_ros.replay.offline import ReplayRun
+from retf_ros.bags.frames import FrameStream, resolve_topics
+from retf_ros.errors import RetfError
+from retf_ros.evaluation.bag_scoring import ReplayRun
+from retf_ros.harness.loopback import loopback_environment, remove_stale_shm_segments
+from retf_ros.harness.processes import environment_for, node_argv, start, wait_for
+from retf_ros.runtime.anticipation import document_stamp_ns
 
 NODE_NAME = "anticipation_node"
 ECHO_PREFIX = "echo "
@@ -84,9 +87,6 @@ def run_live(bag: str | Path, checkpoint: str | Path, work_dir: Path, options: L
     Raises RetfError with the relevant log lines when a process fails or the node publishes
     nothing. ``model_modalities``: the checkpoint's modalities (which topics to play).
     """
-    from retf_ros.ros.loopback import loopback_environment, remove_stale_shm_segments
-    from retf_ros.ros.processes import environment_for, node_argv, start, wait_for
-
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     plan = _plan(bag, checkpoint, work_dir, options, model_modalities)
@@ -229,7 +229,7 @@ def _replay_run(plan: _Plan, work_dir: Path, wall_s: float) -> ReplayRun:
                 **_last_node_counters(plan.recorded)}
     notes = list(plan.stream.notes) + [f"node outputs recorded in {plan.recorded}",
                                        f"DDS domain {plan.domain}, loopback only; process logs in {work_dir}"]
-    return ReplayRun("live", sorted(documents, key=_stamp_ns), len(published), wall_s, _device(work_dir),
+    return ReplayRun("live", sorted(documents, key=document_stamp_ns), len(published), wall_s, _device(work_dir),
                      counters, notes, _end_to_end_ms(received, published, plan.stream.modality_topics))
 
 
@@ -240,16 +240,12 @@ def _end_to_end_ms(received: list[tuple[int, dict]], published: dict[int, dict[s
     not published (or used nothing) have none."""
     end_to_end = []
     for receive_ns, document in received:
-        sent = published.get(_stamp_ns(document), {})
+        sent = published.get(document_stamp_ns(document), {})
         used = [sent[topic_of[m]] for m, state in document["modalities"].items()
                 if state == "ok" and topic_of.get(m) in sent]
         if used:
             end_to_end.append((receive_ns - max(used)) / 1e6)
     return end_to_end
-
-
-def _stamp_ns(document: dict) -> int:
-    return int(document["stamp"]["sec"]) * 1_000_000_000 + int(document["stamp"]["nanosec"])
 
 
 def _publish_times(path: Path, topics: set[str]) -> dict[int, dict[str, int]]:

@@ -12,30 +12,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from retf_ros.bags.frames import frame_sets, resolve_topics, skeleton_reader
+import torch
+from tqdm import tqdm
+
 from retf_ros.bags.bagio import BagReader
 from retf_ros.bags.conventions import ModalityTopics
+from retf_ros.bags.frames import frame_sets, resolve_topics, skeleton_reader
+from retf_ros.checkpoint import load_checkpoint
+from retf_ros.evaluation.bag_scoring import ReplayRun
+from retf_ros.runtime.anticipation import anticipation_document
+from retf_ros.runtime.frames import InvalidFrame
+from retf_ros.runtime.predictor import StreamingPredictor
 from retf_ros.runtime.settings import runtime_settings
-
-
-@dataclass
-class ReplayRun:
-    """What one replay (offline or live) produced: anticipation documents plus bookkeeping.
-
-    ``documents``: the retf_ros/anticipation/v1 dicts in stamp order. ``frames``: synchronised
-    frame sets offered to the predictor (offline) or input frames published (live).
-    ``counters``: skipped/taken frames, restarts, drops; ``receive_ns``: live only, the
-    receive time of each document (same order) for latency.
-    """
-
-    mode: str
-    documents: list[dict]
-    frames: int
-    wall_s: float
-    device: str
-    counters: dict[str, int] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    end_to_end_ms: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -58,14 +46,6 @@ class OfflineOptions:
 def run_offline(bag: str | os.PathLike, checkpoint: str | os.PathLike, options: OfflineOptions = OfflineOptions(),
                 progress: bool = True) -> ReplayRun:
     """Run the streaming predictor over every synchronised frame of ``bag``."""
-    import torch
-    from tqdm import tqdm
-
-    from retf_ros.checkpoint import load_checkpoint
-    from retf_ros.runtime.anticipation import anticipation_document
-    from retf_ros.runtime.frames import InvalidFrame
-    from retf_ros.runtime.predictor import StreamingPredictor
-
     torch.set_num_threads(options.torch_threads)
     reader = BagReader(bag, distro=options.distro)
     loaded = load_checkpoint(checkpoint)

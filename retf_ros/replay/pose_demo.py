@@ -3,7 +3,7 @@
 MediaPipe does not find a person in the synthetic scene's block figure, so this demo uses a
 real registered RGB-D frame instead: the PCL Kinect frame of five people walking down a
 corridor (``--pcd``, by default ``../shared/data/pcl/five_people.pcd`` next to the checkout).
-The synthetic camera (retf_ros.ros.synthetic_publisher) publishes a 480x360 window panning
+The synthetic camera (retf_ros.harness.synthetic_publisher) publishes a 480x360 window panning
 across it, with the window's CameraInfo, at ``--rate`` Hz: a moving camera over still people.
 pose_node lifts the landmarks of the person MediaPipe picks; anticipation_node (shipped demo
 checkpoint, ``skeleton.layout: mediapipe_33``) reads RGB, depth and that skeleton. One line
@@ -16,12 +16,16 @@ the synthetic world, so its action labels on this corridor scene mean nothing.
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from retf_ros.errors import RetfError
+from retf_ros.harness.loopback import loopback_environment
+from retf_ros.harness.processes import environment_for, start_session, wait_for
+from retf_ros.replay.demo import LivePrinter, checkout_root, default_cache_dir, default_params_file, shipped_checkpoint
 
 WINDOW = (480, 360)
 PAN_PX_PER_S = 40.0
@@ -40,10 +44,6 @@ class PoseDemoOptions:
 
 def default_pcd() -> Path | None:
     """five_people.pcd in ../shared/data next to the checkout, or under $RETF_SHARED_DATA."""
-    import os
-
-    from retf_ros.replay.demo import checkout_root
-
     candidates = []
     root = checkout_root()
     if root is not None:
@@ -59,10 +59,6 @@ def finite_joints(joints: list) -> int:
 
 
 def run_pose_demo(options: PoseDemoOptions) -> int:
-    from retf_ros.replay.demo import LivePrinter, default_cache_dir, default_params_file, shipped_checkpoint
-    from retf_ros.ros.loopback import loopback_environment
-    from retf_ros.ros.processes import environment_for, start_session, wait_for
-
     pcd = options.pcd or default_pcd()
     if pcd is None or not Path(pcd).is_file():
         raise RetfError("no RGB-D frame for the pose demo: pass --pcd FILE (an organised x y z rgb(a) .pcd, e.g. "

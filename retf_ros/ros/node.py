@@ -27,19 +27,23 @@ from collections import Counter
 from importlib import resources
 from pathlib import Path
 
+from geometry_msgs.msg import PoseArray
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
+from visualization_msgs.msg import MarkerArray
 
 from retf_ros.errors import RetfError
-from retf_ros.runtime.messages import InvalidMessage, SkeletonReader
-from retf_ros.runtime.settings import RuntimeSettings, runtime_settings
 from retf_ros.ros.diagnostics import LatencyWindow, NodeHealth, add_sync_health, diagnostic_statuses
 from retf_ros.ros.input_check import input_problems
 from retf_ros.ros.lifecycle import SUCCESS, SensorLifecycleNode, run_lifecycle_node
 from retf_ros.ros.params import PARAMETERS
 from retf_ros.ros.qos import output_qos
 from retf_ros.ros.topics import INPUT_TOPICS
+from retf_ros.ros.visualisation import anticipation_markers, debug_image
+from retf_ros.runtime.anticipation import anticipation_document
+from retf_ros.runtime.messages import InvalidMessage, SkeletonReader
+from retf_ros.runtime.settings import RuntimeSettings, runtime_settings
 
 NODE_NAME = "anticipation_node"
 PARAMS_FILE = "config/anticipation.yaml"
@@ -73,6 +77,7 @@ class AnticipationNode(SensorLifecycleNode):
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        # torch and the model load on configure: the node answers lifecycle requests at once
         import torch
 
         from retf_ros.checkpoint import load_checkpoint
@@ -112,6 +117,7 @@ class AnticipationNode(SensorLifecycleNode):
         return runtime_settings(self.parameter_values(), self._checkpoint.metadata)
 
     def _build_predictor(self, settings: RuntimeSettings, device: str, precision: str):
+        # with the predictor (torch), on configure
         from retf_ros.runtime.predictor import StreamingPredictor
 
         return StreamingPredictor(self._checkpoint, device=device, precision=precision,
@@ -237,9 +243,6 @@ class AnticipationNode(SensorLifecycleNode):
             self._missed_model_frames += max(0, round((stamp - previous) * self._predictor.fps) - 1)
 
     def _publish(self, anticipation, frames) -> None:
-        from retf_ros.runtime.anticipation import anticipation_document
-        from retf_ros.ros.visualisation import anticipation_markers, debug_image
-
         end_to_end_ms = (self.get_clock().now().nanoseconds - anticipation.exact_stamp_ns()) / 1e6
         document = anticipation_document(anticipation, model_name=self._checkpoint.name,
                                          checkpoint_sha256=self._checkpoint.sha256, end_to_end_ms=end_to_end_ms)
@@ -280,15 +283,12 @@ class AnticipationNode(SensorLifecycleNode):
 
 
 def _marker_type():
-    from visualization_msgs.msg import MarkerArray
-
     return MarkerArray
 
 
 def _skeleton_message_type(kind: str):
     if kind == "marker_array":
         return _marker_type()
-    from geometry_msgs.msg import PoseArray
 
     return PoseArray
 

@@ -125,6 +125,7 @@ def _valid_device(text: str) -> bool:
 
 def descriptor(spec: ParamSpec):
     """The rcl_interfaces ParameterDescriptor of one parameter (description, type, range)."""
+    # ROS: the table is also read without it
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
     types = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
@@ -144,6 +145,7 @@ def declare_parameters(node, parameters: tuple[ParamSpec, ...]) -> None:
     """Declare ``parameters`` on ``node``, each once with its descriptor, after registering the
     check that refuses bad values (so a bad value from YAML or ``-p`` is refused at declaration,
     and a later ``set_parameters`` call too)."""
+    # ROS: the table is also read without it
     from rcl_interfaces.msg import SetParametersResult
 
     specs = {spec.name: spec for spec in parameters}

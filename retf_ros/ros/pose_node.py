@@ -36,15 +36,16 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from retf_ros.errors import RetfError
+from retf_ros.pose.estimator import MediaPipePose
 from retf_ros.pose.lifting import LiftConfig, PinholeIntrinsics, lift_landmarks
-from retf_ros.runtime.messages import InvalidMessage
-from retf_ros.runtime.settings import sync_config
 from retf_ros.ros.diagnostics import LatencyWindow, NodeHealth, PoseHealth, add_sync_health, pose_statuses
 from retf_ros.ros.lifecycle import SUCCESS, SensorLifecycleNode, run_lifecycle_node
 from retf_ros.ros.params import POSE_PARAMETERS
 from retf_ros.ros.qos import output_qos
 from retf_ros.ros.topics import CAMERA_INFO_TOPIC
 from retf_ros.ros.visualisation import skeleton_markers, stamp_msg
+from retf_ros.runtime.messages import InvalidMessage
+from retf_ros.runtime.settings import sync_config
 
 NODE_NAME = "pose_node"
 PARAMS_FILE = "config/pose.yaml"
@@ -101,8 +102,6 @@ class PoseNode(SensorLifecycleNode):
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        from retf_ros.pose.estimator import MediaPipePose
-
         self._apply_reporting_parameters()
         try:
             self._lift_config = LiftConfig(patch_radius=self._p("lifting.patch_radius"),

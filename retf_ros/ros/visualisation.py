@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Point
+from sensor_msgs.msg import Image
 from visualization_msgs.msg import Marker, MarkerArray
 
 from retf_ros.runtime.anticipation import Anticipation
@@ -53,8 +55,6 @@ def debug_image(a: Anticipation, rgb: np.ndarray | None, size: tuple[int, int] =
     """sensor_msgs/Image fields (rgb8) plus header: the frame (or grey), a timeline bar of the
     anticipated actions over the horizon, and one bar per erank (fused and per modality after
     the exchange, scaled to the largest)."""
-    from sensor_msgs.msg import Image
-
     image = np.full((*size, 3), 64, np.uint8) if rgb is None else np.array(rgb, dtype=np.uint8, copy=True)
     height, width = image.shape[:2]
     timeline = image[height - _BAR_HEIGHT:, :]
@@ -82,8 +82,6 @@ def skeleton_markers(joints: np.ndarray, bones: list[tuple[int, int]], header, c
     """RViz markers of one 3D skeleton: the joints as a SPHERE_LIST, the bones between two
     present joints as a LINE_LIST (joints (J, 3) metres, NaN = missing). No joint present: one
     DELETEALL, so a person who left does not linger in RViz."""
-    from geometry_msgs.msg import Point
-
     present = np.isfinite(joints).all(axis=1)
     if not present.any():
         return MarkerArray(markers=[Marker(header=header, ns="pose", action=Marker.DELETEALL)])

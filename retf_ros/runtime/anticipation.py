@@ -13,6 +13,8 @@ from typing import Sequence
 from retf_ros.client import SCHEMA
 from retf_ros.runtime.health import ErankReport
 
+NS = 1_000_000_000
+
 
 @dataclass(frozen=True)
 class AnticipatedAction:
@@ -106,7 +108,7 @@ def anticipation_document(a: Anticipation, *, model_name: str, checkpoint_sha256
     ``end_to_end_ms``: publish time minus source stamp, when the caller knows it (the node);
     None offline. Field-by-field description: docs/anticipation-json.md.
     """
-    sec, nanosec = divmod(a.exact_stamp_ns(), 1_000_000_000)
+    sec, nanosec = divmod(a.exact_stamp_ns(), NS)
     return {
         "schema": SCHEMA,
         "stamp": {"sec": sec, "nanosec": nanosec},
@@ -133,3 +135,8 @@ def anticipation_document(a: Anticipation, *, model_name: str, checkpoint_sha256
                     "end_to_end_ms": _finite_or_none(end_to_end_ms)},
         "model": {"name": model_name, "checkpoint_sha256": checkpoint_sha256},
     }
+
+
+def document_stamp_ns(document: dict) -> int:
+    """The source stamp of an anticipation document (or of its JSON) in nanoseconds, exactly."""
+    return int(document["stamp"]["sec"]) * NS + int(document["stamp"]["nanosec"])

@@ -20,8 +20,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from retf_ros.data.clipstore import ClipStore, data_fingerprint
 from retf_ros.errors import RetfError
+from retf_ros.evaluation.eval_report import combine_runs, evaluate_checkpoint
+from retf_ros.evaluation.json_safe import json_ready
+from retf_ros.evaluation.prior_moc import prior_report
+from retf_ros.training.config import invoked_command, load_config
+from retf_ros.training.prepared import PreparedCache
+from retf_ros.training.trainer import Trainer, default_cache_dir
+from retf_ros.training.worker_pool import Job, run_jobs
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,6 @@ VARIANT_NAMES = tuple(v.name for v in VARIANTS)
 class RunOptions:
     """What every run of one ablation shares; worker processes receive it (picklable).
     ``command`` is the parent's command line: a worker's own ``sys.argv`` is not the user's."""
-
     data: str | Path
     out: Path
     config_path: str | Path | None
@@ -73,14 +81,11 @@ class RunOptions:
 
     def config(self, variant: Variant, seed: int):
         """The TrainConfig of one run: the YAML, then the variant, then the shared options."""
-        from retf_ros.training.config import load_config
-
         overrides = {**variant.overrides, "seed": seed, "epochs": self.epochs, "split": self.split,
                      "device": self.device, "threads": self.threads, "cache_dir": self.cache_dir}
         return load_config(self.config_path, overrides)
 
     def trainer(self, variant: Variant, seed: int):
-        from retf_ros.training.trainer import Trainer
 
         return Trainer(self.config(variant, seed), self.data, self.run_dir(variant, seed),
                        f"{self.command} [variant {variant.name}, seed {seed}]")
@@ -89,9 +94,6 @@ class RunOptions:
 def _run_variant(variant: Variant, seed: int, options: RunOptions) -> dict:
     """Train (or resume) one run and evaluate its best checkpoint on the test clips, once:
     ``eval.json`` is reused while it evaluates the same weights."""
-    from retf_ros.data.clipstore import ClipStore
-    from retf_ros.training.report import evaluate_checkpoint, json_ready
-
     run_dir = options.run_dir(variant, seed)
     print(f"retf ablate: {variant.name} seed {seed} -> {run_dir}", file=sys.stderr)
     trainer = options.trainer(variant, seed)
@@ -141,9 +143,6 @@ def _finished(variant: Variant, seed: int, options: RunOptions, fingerprint: str
 
 def _prepare_clips(data, cache_dir: str, items: list) -> int:
     """Worker of :func:`prepare_shared_frames`: prepare ``items`` ((PrepareSpec, clip id) pairs)."""
-    from retf_ros.data.clipstore import ClipStore
-    from retf_ros.training.prepared import PreparedCache
-
     store = ClipStore(data)
     for spec, clip_id in items:
         PreparedCache(store, cache_dir, spec).ensure(clip_id)
@@ -155,9 +154,7 @@ def prepare_shared_frames(options: RunOptions, variants: list[Variant], seed: in
     of the split, the inputs of every variant) before any worker starts, so that the workers
     only read it. Each clip is prepared by exactly one of ``jobs`` spawned processes. What is
     prepared does not depend on the seed: ``seed`` only names one run of each variant."""
-    from tqdm import tqdm
 
-    from retf_ros.training.prepared import PreparedCache
 
     wanted: dict = {}  # spec without modalities -> ({modality: None}, {clip id: None}), both ordered
     store = None
@@ -188,8 +185,6 @@ def _train_in_workers(variants: list[Variant], seeds, options: RunOptions, finge
     unless ``threads`` says otherwise), seed by seed, so that an interrupted ablation has whole
     seeds done first. Each run writes what the sequential path writes, its output going to
     ``ablate.log`` in its run directory."""
-    from retf_ros.training.worker_pool import Job, run_jobs
-
     todo = [(v, s) for s in seeds for v in variants if not _finished(v, s, options, fingerprint)]
     if not todo:
         return
@@ -217,7 +212,6 @@ def _alpha_means(moc: dict) -> dict:
 
 
 def _summarise(name: str, reports: list[dict]) -> dict:
-    from retf_ros.training.report import combine_runs
 
     combined = combine_runs(reports)
     per_seed = [_moc_mean(r["moc"]) for r in reports]
@@ -268,7 +262,7 @@ def render_markdown(rows: list[dict], checks: dict, header: str, seeds=()) -> st
     if branch_names:
         lines.append("Branches: balanced accuracy (percent, 50 = guessing) of anticipating each cue-decided "
                      "branch of the synthetic task before it is taken (colour: RGB cue, gesture: skeleton cue, "
-                     "tray: depth cue; retf_ros/training/branches.py).")
+                     "tray: depth cue; retf_ros/evaluation/branches.py).")
     lines.append("")
     for name, check in checks.items():
         lines.append(f"- {name}: {'yes' if check['holds'] else 'NO'} — {check['detail']}")
@@ -336,9 +330,6 @@ def prior_row(data, out: Path, first: Variant, seeds, split: str | None) -> dict
     split the first variant's first seed was trained on, at its frame rate, scored on the test
     clips. It needs the clip store only, so ``table_only`` computes it too. The same for
     every seed (no randomness): its std is 0."""
-    from retf_ros.data.clipstore import ClipStore
-    from retf_ros.training.prior import prior_report
-
     meta = json.loads((out / first.name / f"seed_{seeds[0]}" / "best.json").read_text())
     report = prior_report(ClipStore(data), split or meta["training"]["split"], "test", float(meta["fps"]))
     mean = _moc_mean(report["moc"])
@@ -371,11 +362,6 @@ def run_ablation(data, out, config_path=None, seeds=(1, 10, 13452), epochs=None,
     ``jobs`` > 1: the unfinished runs train in that many worker processes at once
     (:func:`_train_in_workers`); the records are those of the sequential path.
     """
-    from retf_ros.data.clipstore import data_fingerprint
-    from retf_ros.training.config import invoked_command
-    from retf_ros.training.report import json_ready
-    from retf_ros.training.trainer import default_cache_dir
-
     chosen = [v for v in VARIANTS if variants is None or v.name in variants]
     unknown = sorted(set(variants or ()) - set(VARIANT_NAMES))
     if unknown:

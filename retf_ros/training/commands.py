@@ -5,6 +5,7 @@ Heavy imports (torch, the model) happen inside the command functions so `retf --
 from __future__ import annotations
 
 import argparse
+import json
 
 from retf_ros.cli import add_command
 from retf_ros.errors import RetfError
@@ -134,6 +135,7 @@ def _ablate_options(ablate: argparse.ArgumentParser) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    # the verb's work: imported when it runs, so `retf --help` stays fast
     from retf_ros.training.config import load_config
     from retf_ros.training.trainer import Trainer
 
@@ -145,9 +147,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import json
-
-    from retf_ros.training.report import evaluate_runs, format_report, json_ready, resolve_runs
+    # the verb's work: imported when it runs, so `retf --help` stays fast
+    from retf_ros.evaluation.eval_report import evaluate_runs, format_report, resolve_runs
+    from retf_ros.evaluation.json_safe import json_ready
 
     if args.threads:
         import torch
@@ -165,13 +167,15 @@ def run_eval(args: argparse.Namespace) -> int:
             json.dump(json_ready(report), fh, indent=2)
         print(f"wrote {args.json}")
     if args.record:
-        from retf_ros.training.report import record_in_checkpoint
+        # the verb's work: imported when it runs, so `retf --help` stays fast
+        from retf_ros.evaluation.eval_report import record_in_checkpoint
 
         print(f"recorded test metrics in {record_in_checkpoint(runs[0], report, invoked_command())}")
     return 0
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
+    # the verb's work: imported when it runs, so `retf --help` stays fast
     from retf_ros.training.erank_calibration import calibrate
 
     faults = {}
@@ -193,6 +197,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 
 def run_ablate(args: argparse.Namespace) -> int:
+    # the verb's work: imported when it runs, so `retf --help` stays fast
     from retf_ros.training.ablation import run_ablation
 
     run_ablation(data=args.data, out=args.out, config_path=args.config, seeds=args.seeds, epochs=args.epochs,

@@ -11,6 +11,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from retf_ros.errors import RetfError
 
 SELECT_BY = ("val_loss", "val_moc")
@@ -87,8 +89,6 @@ def load_config(path: str | Path | None, overrides: dict) -> TrainConfig:
     """
     values: dict = {}
     if path is not None:
-        import yaml
-
         try:
             loaded = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:

@@ -154,3 +154,8 @@ class WindowDataset(Dataset):
             sample["inputs"]["skeleton"] = augment.apply_skeleton(sample["inputs"]["skeleton"],
                                                                   sample["present"]["skeleton"], augment_rng)
         return sample
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    """``batch`` (nested dicts of tensors) on ``device``."""
+    return {k: (to_device(v, device) if isinstance(v, dict) else v.to(device)) for k, v in batch.items()}

@@ -12,6 +12,7 @@ computes it for any checkpoint, records it (``--record``) or measures it under a
 """
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,17 +20,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
+from tqdm import tqdm
 
+from retf_ros.checkpoint import load_checkpoint, save_checkpoint
+from retf_ros.data.clipstore import ClipStore, data_fingerprint
 from retf_ros.errors import RetfError
+from retf_ros.evaluation.json_safe import json_ready
+from retf_ros.runtime.clip_frames import clip_frames, skeleton_converter
 from retf_ros.runtime.health import (DEFAULT_ERROR_PERCENTILE, DEFAULT_WARN_PERCENTILE, DISTRIBUTION_KEY,
                                      DISTRIBUTION_PERCENTILES, ErankReport, ErankThresholds, judged, percentile_key,
                                      thresholds_for)
+from retf_ros.runtime.perturb import ModalityFault
+from retf_ros.runtime.predictor import StreamingPredictor
 
 if TYPE_CHECKING:
     from retf_ros.checkpoint import LoadedCheckpoint
-    from retf_ros.data.clipstore import ClipStore
     from retf_ros.runtime.frames import FrameSet
-    from retf_ros.runtime.perturb import ModalityFault
+
 
 @dataclass
 class WindowEranks:
@@ -111,18 +118,12 @@ def stream_window_eranks(checkpoint: "LoadedCheckpoint", store: "ClipStore", cli
     """Stream ``clip_ids`` through a StreamingPredictor (as the node) and keep every window's
     erank report, judged by ``thresholds``. ``faults``: modality -> "frozen" | "noise", applied
     to that modality of every frame from the start of each clip (runtime/perturb.py)."""
-    from tqdm import tqdm
-
-    from retf_ros.runtime.perturb import ModalityFault
-    from retf_ros.runtime.predictor import StreamingPredictor
-    from retf_ros.runtime.stream_eval import _skeleton_converter, clip_frames
-
     predictor = StreamingPredictor(checkpoint, device=device, erank_thresholds=thresholds)
     usable = [m for m in predictor.modalities if m in store.modalities]
     unknown = sorted(set(faults or {}) - set(usable))
     if unknown:
         raise RetfError(f"cannot apply a fault to {', '.join(unknown)}: the checkpoint streams {', '.join(usable)}")
-    convert = _skeleton_converter(store.skeleton_layout, predictor.skeleton_layout) if "skeleton" in usable else None
+    convert = skeleton_converter(store.skeleton_layout, predictor.skeleton_layout) if "skeleton" in usable else None
     result = WindowEranks(predictor.window, predictor.erank_thresholds.recent_frames)
     for index, clip_id in enumerate(tqdm(clip_ids, desc="erank windows", unit="clip", file=sys.stderr,
                                          disable=not progress, leave=False)):
@@ -141,8 +142,6 @@ def record_distribution(path: str | Path, store: "ClipStore", split: str, part: 
     """Compute the checkpoint's erank distribution on ``part`` of ``split`` and store it in its
     metadata under ``erank_distribution`` (the weights file is rewritten byte-identical);
     returns the distribution."""
-    from retf_ros.checkpoint import load_checkpoint
-
     loaded = load_checkpoint(path)
     windows = stream_window_eranks(loaded, store, _clip_ids(store, split, part), device=device, progress=progress)
     return _store_distribution(loaded, windows, store, split, part, command)
@@ -157,9 +156,6 @@ def _clip_ids(store: "ClipStore", split: str, part: str) -> list[str]:
 
 def _store_distribution(loaded: "LoadedCheckpoint", windows: WindowEranks, store: "ClipStore", split: str,
                         part: str, command: str) -> dict:
-    from retf_ros.checkpoint import save_checkpoint
-    from retf_ros.data.clipstore import data_fingerprint
-
     distribution = windows.distribution()
     distribution.update(command=command, data=str(store.root), data_fingerprint=data_fingerprint(store),
                         split=split, part=part)
@@ -176,12 +172,6 @@ def calibrate(checkpoint: str | Path, data: str | Path, *, split: str | None = N
     """`retf calibrate`: the erank distribution of ``part`` (optionally under ``faults``), how
     many windows the checkpoint's default thresholds would flag, printed; with ``record`` the
     distribution is stored in the checkpoint first. Returns {"distribution", "thresholds", "statuses"}."""
-    import json
-
-    from retf_ros.checkpoint import load_checkpoint
-    from retf_ros.data.clipstore import ClipStore
-    from retf_ros.training.report import json_ready
-
     store = ClipStore(data)
     split = split or store.default_split
     loaded = load_checkpoint(checkpoint)

@@ -25,6 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from retf_ros.fusion import inputs, skeleton
+from retf_ros.fusion.inputs import prepare_depth, prepare_rgb, prepare_skeleton
+from retf_ros.training.windows import resample_indices
+
 CHUNK = 128  # frames per preprocessing call: bounds the float32 temporaries
 
 
@@ -65,8 +69,6 @@ class PreparedClip:
 
 @lru_cache(maxsize=1)
 def _preprocessing_source_hash() -> str:
-    from retf_ros.fusion import inputs, skeleton
-
     text = inspect.getsource(inputs) + inspect.getsource(skeleton)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -104,9 +106,6 @@ def _frame_presence(modality: str, frames: np.ndarray, idx: np.ndarray) -> np.nd
 def build_prepared(clip, spec: PrepareSpec, modalities: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
     """Arrays of one clip (a ``retf_ros.data`` Clip): labels, prepared inputs and presence of
     ``modalities`` (default: the spec's)."""
-    from retf_ros.fusion.inputs import prepare_depth, prepare_rgb, prepare_skeleton
-    from retf_ros.training.windows import resample_indices
-
     idx = resample_indices(np.asarray(clip.stamps), spec.fps)
     arrays = {"labels": np.asarray(clip.labels, dtype=np.int64)[idx]}
     for modality in spec.modalities if modalities is None else modalities:

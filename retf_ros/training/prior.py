@@ -13,8 +13,9 @@ labels of a clip (the alpha x L prefix) it anticipates:
    never followed by another in training is held to the end.
 
 Its predictions are (F,) class ids of the future frames, the form the MoC code scores
-(``moc.score_future``), so `retf eval` and `retf ablate` score it exactly like a model. Pure
-numpy: it needs the clip store's labels only, never the weights or torch.
+(``moc.score_future``, called by ``retf_ros.evaluation.prior_moc``), so `retf eval` and
+`retf ablate` score it exactly like a model. Pure numpy: it needs the clip store's labels only,
+never the weights or torch.
 """
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from retf_ros.training import windows
-from retf_ros.training.moc import ALPHAS, HORIZONS, MoCAccumulator, longest_future, score_future
 
 
 @dataclass
@@ -116,24 +116,3 @@ def fit_prior(store, split: str | None, fps: float) -> TransitionPrior:
     """The prior of the training part of ``split`` at ``fps``."""
     ids = store.clip_ids(split, "train")
     return TransitionPrior.fit((clip_labels(store, c, fps) for c in ids), len(store.classes))
-
-
-def evaluate_prior(prior: TransitionPrior, label_sequences: Iterable[np.ndarray], alphas=ALPHAS,
-                   horizons=HORIZONS) -> MoCAccumulator:
-    """MoC of the prior over clips given as (N,) label sequences: observe the ground-truth labels
-    of the alpha x L prefix, predict, score like a model (``moc.score_future``)."""
-    accumulator = MoCAccumulator(prior.num_classes, alphas, horizons)
-    for labels in label_sequences:
-        n = len(labels)
-        for alpha in alphas:
-            observed = windows.observed_length(n, alpha)
-            score_future(accumulator, alpha, labels, prior.predict(labels[:observed], longest_future(n, horizons)))
-    return accumulator
-
-
-def prior_report(store, split: str | None, part: str, fps: float) -> dict:
-    """{"moc": table, "fps", "train_clips"}: the prior fitted on ``split``'s training clips,
-    scored on its ``part`` clips at ``fps``."""
-    prior = fit_prior(store, split, fps)
-    accumulator = evaluate_prior(prior, (clip_labels(store, c, fps) for c in store.clip_ids(split, part)))
-    return {"moc": accumulator.table(), "fps": float(fps), "train_clips": len(store.clip_ids(split, "train"))}

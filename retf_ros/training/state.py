@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from retf_ros.errors import CheckpointError
 
@@ -43,8 +44,6 @@ def _atomic_write_text(path: Path, text: str) -> None:
 def save_optimizer_state(stem: str | os.PathLike, optimizer: torch.optim.Optimizer,
                          state: TrainingState) -> None:
     """Write ``stem.safetensors`` (tensors) and ``stem.json`` (groups, progress), atomically."""
-    from safetensors.torch import save_file
-
     stem = Path(stem)
     full = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
@@ -68,8 +67,6 @@ def save_optimizer_state(stem: str | os.PathLike, optimizer: torch.optim.Optimiz
 
 def load_optimizer_state(stem: str | os.PathLike, optimizer: torch.optim.Optimizer) -> TrainingState:
     """Restore ``optimizer`` from ``stem.*`` and return where the run stopped."""
-    from safetensors.torch import load_file
-
     stem = Path(stem)
     json_path, tensor_path = _with_ending(stem, ".json"), _with_ending(stem, ".safetensors")
     try:

@@ -22,12 +22,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
 
-from retf_ros.checkpoint import load_checkpoint
+from retf_ros.checkpoint import load_checkpoint, save_checkpoint
+from retf_ros.data.clipstore import ClipStore, data_fingerprint
+from retf_ros.device import select_device
 from retf_ros.errors import RetfError
+from retf_ros.evaluation.protocol import evaluate_moc
+from retf_ros.fusion import R3DConfig, R3DModel, r3d_losses
 from retf_ros.training.augment import Augmentation
 from retf_ros.training.config import BEFORE_AUGMENTATION, TrainConfig
-from retf_ros.training.dataset import TaskSpec, WindowDataset
+from retf_ros.training.dataset import TaskSpec, WindowDataset, to_device
+from retf_ros.training.erank_calibration import record_distribution
 from retf_ros.training.finetune import describe as describe_init, init_model_config, load_initial_weights
 from retf_ros.training.prepared import PrepareSpec, PreparedCache, depth_statistics
 from retf_ros.training.prior import TransitionPrior
@@ -74,8 +83,6 @@ class Distributed:
 
 def init_distributed(device_spec: str) -> tuple[Distributed, torch.device]:
     """Join the torchrun process group when WORLD_SIZE > 1; pick this rank's device."""
-    from retf_ros.device import select_device
-
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Distributed(), select_device(device_spec)
@@ -120,9 +127,6 @@ class Trainer:
     """One `retf train` run. ``command`` is recorded in the checkpoint metadata."""
 
     def __init__(self, config: TrainConfig, data: str | Path, out: str | Path, command: str):
-        from retf_ros.data.clipstore import ClipStore, data_fingerprint
-        from retf_ros.fusion import R3DConfig
-
         self.config = config
         self.out = Path(out)
         self.command = command
@@ -195,8 +199,6 @@ class Trainer:
 
     # -- pieces -----------------------------------------------------------------------------
     def _prepare_cache(self) -> None:
-        from tqdm import tqdm
-
         if self.dist.main:
             todo = [c for c in dict.fromkeys(self.train_ids + self.val_ids) if not self.cache.is_ready(c)]
             for clip_id in tqdm(todo, desc="preparing frames", unit="clip", file=sys.stderr, disable=not todo):
@@ -205,8 +207,6 @@ class Trainer:
         self.prior = TransitionPrior.fit((self.cache.open(c).labels for c in self.train_ids), len(self.store.classes))
 
     def _loader(self, dataset: WindowDataset, train: bool):
-        from torch.utils.data import DataLoader, DistributedSampler
-
         sampler = None
         if train and self.dist.active:
             sampler = DistributedSampler(dataset, num_replicas=self.dist.world, rank=self.dist.rank,
@@ -230,9 +230,6 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self, model, loader) -> dict:
-        from retf_ros.fusion import r3d_losses
-        from retf_ros.training.evaluate import to_device
-
         model.eval()
         totals: dict[str, float] = {}
         count = 0
@@ -251,8 +248,6 @@ class Trainer:
     def validation_moc(self, model) -> dict:
         """MoC of every anticipation mode (anticipation.py) on the validation clips; the best
         mode's figure is ``val_moc`` (the selection score), the mode ``anticipation_mode``."""
-        from retf_ros.training.evaluate import evaluate_moc
-
         result = evaluate_moc(model, self.task, self.cache, self.val_ids or self.train_ids, self.device,
                               self.config.batch_size, alphas=VALIDATION_ALPHAS, prior=self.prior)
         by_mode = {mode: accumulator.mean() for mode, accumulator in result.modes.items()}
@@ -324,8 +319,6 @@ class Trainer:
 
     def _build_model(self):
         """The R3DModel on the device, with the --init checkpoint's weights when fine-tuning."""
-        from retf_ros.fusion import R3DModel
-
         try:
             model = R3DModel(self.model_config).to(self.device)
         except (ValueError, ImportError) as exc:
@@ -343,8 +336,6 @@ class Trainer:
         state = TrainingState(epoch=0, step=0, best_score=-math.inf, extra={})
         self.out.mkdir(parents=True, exist_ok=True)
         if (self.out / "last.optim.json").exists():
-            from safetensors.torch import load_file
-
             state = load_optimizer_state(self.out / "last.optim", optimizer)
             self._check_resumable(state.extra.get("config", {}))
             model.load_state_dict(load_file(str(self.out / "last.safetensors"), device=str(self.device)))
@@ -362,18 +353,11 @@ class Trainer:
         DistributedDataParallel under torchrun."""
         if not self.dist.active:
             return model
-        from torch.nn.parallel import DistributedDataParallel
-
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
 
     def _train_epoch(self, train_model, model, optimizer, loader, state: TrainingState, epoch: int) -> float:
         """One epoch of optimiser steps (learning-rate schedule over all epochs); the mean loss."""
-        from tqdm import tqdm
-
-        from retf_ros.fusion import r3d_losses
-        from retf_ros.training.evaluate import to_device
-
         config = self.config
         total_steps = config.epochs * len(loader)
         loader.dataset.set_epoch(epoch)
@@ -403,8 +387,6 @@ class Trainer:
 
     def _save_epoch(self, model, optimizer, state: TrainingState, epoch: int, metrics: dict, best_path: Path) -> None:
         """Rank 0 after an epoch: keep the best checkpoint, save the resumable last one, log the metrics."""
-        from retf_ros.checkpoint import save_checkpoint
-
         config = self.config
         score = self.score(metrics)
         if score > state.best_score or not best_path.exists():
@@ -424,8 +406,6 @@ class Trainer:
         """Store the best checkpoint's erank distribution on the validation split in its metadata:
         the node's erank health thresholds default to it (training/erank_calibration.py). Only
         stream checkpoints on raw frames stream through the node's predictor."""
-        from retf_ros.training.erank_calibration import record_distribution
-
         if self.config.task != "stream" or self.model_config.feature_dims:
             return
         part = "val" if self.val_ids else "train"

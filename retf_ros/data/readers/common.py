@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, TypeVar
 
+from tqdm import tqdm
+
 from retf_ros.errors import DataFormatError
 
 
@@ -22,7 +24,6 @@ T = TypeVar("T")
 
 def progress(items: list[T], desc: str) -> Iterable[T]:
     """A tqdm bar on stderr over the files of an import."""
-    from tqdm import tqdm
     return tqdm(items, desc=desc, unit="file", file=sys.stderr, leave=False)
 
 

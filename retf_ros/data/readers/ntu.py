@@ -160,6 +160,7 @@ def _aligned(count: int, frames: int) -> np.ndarray:
 
 
 def _resize(image: np.ndarray, width: int, nearest: bool) -> np.ndarray:
+    # optional (extra "images"): only the RGB-D video import needs it
     import cv2
     h, w = image.shape[:2]
     height = max(1, int(round(h * width / w)))
@@ -168,6 +169,7 @@ def _resize(image: np.ndarray, width: int, nearest: bool) -> np.ndarray:
 
 def read_depth_folder(folder: Path, frames: int, width: int) -> np.ndarray:
     """Masked-depth PNG folder -> (T, h, width) uint16 mm aligned to the skeleton frames."""
+    # optional (extra "images"): only the RGB-D video import needs it
     import cv2
     files = sorted(folder.glob("*.png"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
     if not files:
@@ -186,6 +188,7 @@ def read_depth_folder(folder: Path, frames: int, width: int) -> np.ndarray:
 
 def read_rgb_video(path: Path, frames: int, width: int) -> np.ndarray:
     """_rgb.avi -> (T, h, width, 3) uint8 RGB aligned to the skeleton frames."""
+    # optional (extra "images"): only the RGB-D video import needs it
     import cv2
     capture = cv2.VideoCapture(str(path))
     decoded = []

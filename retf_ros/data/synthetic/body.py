@@ -20,6 +20,7 @@ from retf_ros.data.synthetic.grammar import Plan
 @functools.cache
 def joint_index() -> dict[str, int]:
     """Joint name -> index in the kinect_v2_25 layout (the table lives in fusion.skeleton)."""
+    # torch (through retf_ros.fusion): the body model is numpy only
     from retf_ros.fusion.skeleton import KINECT_V2_25
     return {name: i for i, name in enumerate(KINECT_V2_25.joints)}
 

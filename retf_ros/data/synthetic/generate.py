@@ -5,10 +5,12 @@ import json
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from retf_ros.data.clipstore import Clip, ClipStoreWriter, write_clip
 from retf_ros.data.synthetic import body as body_model
@@ -269,8 +271,6 @@ def generate_store(out: Path, sequences: int, seed: int, config: SynthConfig = S
     """Write the synthetic clip store. ``render_seconds`` sums the per-sequence CPU time of
     generation (plan, skeleton, scene, drawing, sensor effects; not compression or disk), so
     frames / render_seconds is the frame rate of one core."""
-    from tqdm import tqdm
-
     out = Path(out)
     start = time.perf_counter()
     body_model.joint_index()  # import the layout once, before any worker is forked
@@ -283,7 +283,6 @@ def generate_store(out: Path, sequences: int, seed: int, config: SynthConfig = S
     if workers <= 1:
         results = map(_generate_and_write, jobs)
     else:
-        from concurrent.futures import ProcessPoolExecutor
         pool = ProcessPoolExecutor(max_workers=min(workers, os.cpu_count() or 1))
         results = pool.map(_generate_and_write, jobs)
     try:

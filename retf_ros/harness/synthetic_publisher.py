@@ -2,8 +2,8 @@
 a given rate and size, for tests, benchmarks and the demo. It can inject each kind of bad input
 and stop / start a topic while it runs.
 
-Run: ``python -m retf_ros.ros.synthetic_publisher --rate 30 --width 160 --height 120`` (in an
-environment from retf_ros.ros.loopback). Commands, one per line on stdin:
+Run: ``python -m retf_ros.harness.synthetic_publisher --rate 30 --width 160 --height 120`` (in an
+environment from retf_ros.harness.loopback). Commands, one per line on stdin:
 ``stop depth`` / ``start depth`` (any of TOPICS), ``bad KIND [COUNT]`` (replace the next COUNT
 frames, default 1, with that bad input; kinds in BAD_KINDS), ``frozen depth`` / ``noise depth``
 (publish that modality frozen, its current frame repeated, or as noise: runtime/perturb.py),
@@ -24,9 +24,20 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import rclpy
+from geometry_msgs.msg import Pose, PoseArray
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
+from visualization_msgs.msg import Marker, MarkerArray
 
+from retf_ros.data.clipstore import ClipStore
+from retf_ros.data.pcd import read_rgbd
 from retf_ros.fusion.skeleton import AZURE_KINECT_32, LAYOUTS, get_layout
 from retf_ros.pose.lifting import PinholeIntrinsics
+from retf_ros.ros.qos import sensor_publisher_qos
+from retf_ros.ros.shutdown import spin_until_stopped
+from retf_ros.ros.topics import CAMERA_INFO_TOPIC, INPUT_TOPICS, compressed_topic
+from retf_ros.ros.visualisation import stamp_msg
 from retf_ros.runtime.frames import MODALITIES
 from retf_ros.runtime.messages import array_to_image_fields
 from retf_ros.runtime.perturb import FAULTS, ModalityFault
@@ -137,8 +148,6 @@ class RecordedScene:
     intrinsics are those of the window, so depth and pixels stay consistent."""
 
     def __init__(self, path: Path, width: int | None, height: int | None, pan_px_per_s: float):
-        from retf_ros.data.pcd import read_rgbd
-
         self.frame = read_rgbd(path)
         full_height, full_width = self.frame.depth.shape
         self.width, self.height = min(width or full_width, full_width), min(height or full_height, full_height)
@@ -171,8 +180,6 @@ class ClipScene:
     (same interface as SyntheticScene; joints only in the store's layout)."""
 
     def __init__(self, store_dir: Path, clip_id: str | None, part: str):
-        from retf_ros.data.clipstore import ClipStore
-
         store = ClipStore(store_dir)
         ids = store.clip_ids(store.default_split, part) or store.all_clip_ids()
         self.clip = store.load(clip_id or ids[0], modalities=("rgb", "depth", "skeleton"))
@@ -213,13 +220,6 @@ class SyntheticCamera:
     timer tick."""
 
     def __init__(self, node, options: argparse.Namespace):
-        from geometry_msgs.msg import PoseArray
-        from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-        from visualization_msgs.msg import MarkerArray
-
-        from retf_ros.ros.qos import sensor_publisher_qos
-        from retf_ros.ros.topics import CAMERA_INFO_TOPIC, INPUT_TOPICS, compressed_topic
-
         self.node, self.options = node, options
         if options.pcd:
             self.scene = RecordedScene(options.pcd, options.width, options.height, options.pan)
@@ -310,19 +310,14 @@ class SyntheticCamera:
         return array if fault is None else fault.apply(array)
 
     def _header(self, stamp_ns: int):
-        from std_msgs.msg import Header
-
-        from retf_ros.ros.visualisation import stamp_msg
-
         return Header(stamp=stamp_msg(stamp_ns), frame_id=self.options.frame_id)
 
     def _rgb_message(self, t: float, header, bad: set[str]):
-        from sensor_msgs.msg import CompressedImage, Image
-
         rgb = self._faulty("rgb", self.scene.rgb(t))
         if "nobody" in bad:
             rgb[:] = 128
         if self.options.compressed:
+            # optional (extra "images"): only --compressed needs it
             import cv2
 
             _, jpeg = cv2.imencode(".jpg", rgb[:, :, ::-1])
@@ -339,8 +334,6 @@ class SyntheticCamera:
         return Image(header=header, **fields)
 
     def _depth_message(self, t: float, header, bad: set[str]):
-        from sensor_msgs.msg import Image
-
         depth = self._faulty("depth", self.scene.depth_m(t)).copy()
         encoding = self.options.depth_encoding
         if "nan_depth" in bad or "invalid_depth" in bad:
@@ -358,9 +351,6 @@ class SyntheticCamera:
         return Image(header=header, **fields)
 
     def _skeleton_message(self, t: float, header, bad: set[str]):
-        from geometry_msgs.msg import Pose, PoseArray
-        from visualization_msgs.msg import Marker, MarkerArray
-
         if self.options.skeleton_type == "marker_array":
             markers = []
             for j, (x, y, z) in enumerate(self.scene.joints(t, AZURE_KINECT_32)):
@@ -385,8 +375,6 @@ class SyntheticCamera:
 
 def camera_info_message(intrinsics: PinholeIntrinsics, header):
     """sensor_msgs/CameraInfo of an undistorted pinhole camera."""
-    from sensor_msgs.msg import CameraInfo
-
     k = intrinsics
     return CameraInfo(header=header, width=k.width, height=k.height, distortion_model="plumb_bob", d=[0.0] * 5,
                       k=[k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0], r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
@@ -435,10 +423,6 @@ def _read_commands(camera: SyntheticCamera, stop: threading.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import rclpy
-
-    from retf_ros.ros.shutdown import spin_until_stopped
-
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     options = parser.parse_args(rclpy.utilities.remove_ros_args(["prog", *argv])[1:])

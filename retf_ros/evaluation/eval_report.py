@@ -23,10 +23,22 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from retf_ros.checkpoint import load_checkpoint, save_checkpoint
+from retf_ros.data.clipstore import ClipStore, data_fingerprint
+from retf_ros.data.synthetic.generate import read_cycle_annotations
+from retf_ros.device import select_device
 from retf_ros.errors import CheckpointError, RetfError
-from retf_ros.training.moc import format_table
-from retf_ros.training.prior import prior_report
+from retf_ros.evaluation.branches import BranchScore
+from retf_ros.evaluation.json_safe import json_ready
+from retf_ros.evaluation.moc import format_table
+from retf_ros.evaluation.prior_moc import prior_report
+from retf_ros.evaluation.protocol import evaluate_moc, per_class_table, task_spec_from_metadata
+from retf_ros.evaluation.streaming import evaluate_streaming
+from retf_ros.training.prepared import PrepareSpec, PreparedCache
+from retf_ros.training.prior import TransitionPrior
+from retf_ros.training.trainer import default_cache_dir
 
 STREAM_AHEAD_S = (1.0, 2.0, 4.0)
 
@@ -57,15 +69,6 @@ def evaluate_checkpoint(path: str | Path, store, clip_ids: list[str], device, ba
                         cache_dir: str | Path | None = None, streaming: bool = True,
                         stream_stride: int | None = None) -> dict:
     """MoC, per-class accuracy, effective ranks and (stream task) streaming accuracy of one checkpoint."""
-    from tqdm import tqdm
-
-    from retf_ros.checkpoint import load_checkpoint
-    from retf_ros.data.synthetic.generate import read_cycle_annotations
-    from retf_ros.training.branches import BranchScore
-    from retf_ros.training.evaluate import evaluate_moc, per_class_table, task_spec_from_metadata
-    from retf_ros.training.prepared import PrepareSpec, PreparedCache
-    from retf_ros.training.trainer import default_cache_dir
-
     loaded = load_checkpoint(path, device=device)
     metadata = loaded.metadata
     _check_compatible(metadata, store, str(loaded.path))
@@ -95,8 +98,6 @@ def evaluate_checkpoint(path: str | Path, store, clip_ids: list[str], device, ba
 def anticipation_of(metadata: dict):
     """(TransitionPrior or None, mode) recorded by the trainer (metadata ``anticipation``);
     checkpoints from before it anticipate with the network alone."""
-    from retf_ros.training.prior import TransitionPrior
-
     recorded = metadata.get("anticipation") or {}
     if not recorded.get("prior"):
         return None, "network"
@@ -107,8 +108,6 @@ def streaming_accuracy(loaded, store, clip_ids: list[str], device, stride: int |
     """Accuracy of the labels anticipated 1, 2, 4 s ahead when the clips are streamed frame by
     frame through the runtime's StreamingPredictor (what the node does). ``stride``: model frames
     between predictions (None: every frame, the node's default)."""
-    from retf_ros.runtime.stream_eval import evaluate_streaming
-
     result = evaluate_streaming(loaded, store, clip_ids, ahead_s=STREAM_AHEAD_S, device=str(device),
                                 stride=stride)
     return result.to_dict()
@@ -154,9 +153,6 @@ def combine_runs(reports: list[dict]) -> dict:
 def evaluate_runs(runs: list[Path], data: str | Path, split: str | None = None, part: str = "test",
                   device: str = "auto", batch_size: int = 16, cache_dir=None, streaming: bool = True,
                   stream_stride: int | None = None) -> dict:
-    from retf_ros.data.clipstore import ClipStore, data_fingerprint
-    from retf_ros.device import select_device
-
     store = ClipStore(data)
     split_name = split or store.default_split
     clip_ids = store.clip_ids(split_name, part)
@@ -202,18 +198,18 @@ def format_report(report: dict) -> str:
     if streaming:
         accuracy = streaming.get("accuracy", {})
         lines.append("streaming accuracy: " + ", ".join(
-            f"{k} s ahead " + (f"{v:.2f}%" if _finite(v) else "n/a (beyond the horizon)")
+            f"{k} s ahead " + (f"{v:.2f}%" if _is_finite(v) else "n/a (beyond the horizon)")
             for k, v in accuracy.items()))
     branches = report.get("branches")
     if branches:
         lines.append("cue-decided branches anticipated (balanced accuracy, 50 = guessing): " + ", ".join(
-            f"{name} ({b['cue']}) " + (f"{b['balanced_accuracy']:.1f}%" if _finite(b["balanced_accuracy"]) else "n/a")
+            f"{name} ({b['cue']}) " + (f"{b['balanced_accuracy']:.1f}%" if _is_finite(b["balanced_accuracy"]) else "n/a")
             for name, b in branches.items()))
     return "\n".join(lines)
 
 
 def _table_mean(moc: dict) -> float:
-    values = [v for row in moc.values() for v in row.values() if _finite(v)]
+    values = [v for row in moc.values() for v in row.values() if _is_finite(v)]
     return float(np.mean(values)) if values else float("nan")
 
 
@@ -221,30 +217,17 @@ def _signed(value: float) -> str:
     return f"{value:+.2f}" if math.isfinite(value) else "n/a"
 
 
-def _finite(value) -> bool:
+def _is_finite(value) -> bool:
     return value is not None and math.isfinite(value)
 
 
 def _fmt(value, digits: int = 3) -> str:
-    return f"{value:.{digits}f}" if _finite(value) else "n/a"
-
-
-def json_ready(value):
-    """Replace NaN/inf with None recursively (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return f"{value:.{digits}f}" if _is_finite(value) else "n/a"
 
 
 def record_in_checkpoint(path: str | Path, report: dict, command: str) -> Path:
     """Store a single-run report's headline figures in the checkpoint's metadata as
     ``metrics.test`` (the weights file is rewritten byte-identical, so its sha256 stays)."""
-    from retf_ros.checkpoint import load_checkpoint, save_checkpoint
-
     loaded = load_checkpoint(path)
     metadata = {k: v for k, v in loaded.metadata.items() if k not in ("format", "model_config", "weights_sha256")}
     streaming = report.get("streaming") or {}

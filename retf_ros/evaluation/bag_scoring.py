@@ -4,7 +4,7 @@ Works on ``retf_ros/anticipation/v1`` documents, so an offline run (documents bu
 and a live run (documents the node published) are scored by the same code.
 
 - Accuracy k seconds ahead (now, 1, 2, 4 s): the streaming evaluation's own scorer
-  (:class:`retf_ros.runtime.stream_eval.StreamScorer`, the one ``retf eval`` uses), fed clip
+  (:class:`retf_ros.evaluation.streaming.StreamScorer`, the one ``retf eval`` uses), fed clip
   by clip with the bag's ground truth, on each clip's own time axis (:meth:`ClipTruth.seconds`:
   the clip store's stamps where the bag records them, else nanosecond offsets from the clip's
   first frame), so a bag exported from clips scores exactly what the streaming evaluation of
@@ -14,21 +14,46 @@ and a live run (documents the node published) are scored by the same code.
   exported bag). Frames are counted at the model fps (a clip's L frames are the frames the
   predictor took), as ``retf eval`` counts them after resampling. For each clip and alpha,
   the prediction made at the last observed frame (alpha*L - 1) is expanded to frames exactly
-  as ``retf eval`` does (:func:`retf_ros.training.evaluate.predicted_frames`) and accumulated
+  as ``retf eval`` does (:func:`retf_ros.evaluation.protocol.predicted_frames`) and accumulated
   with its MoC accumulator. It needs a prediction at (nearly) every model frame: stride 1 and
   nothing dropped; the camera-to-model resampling of the predictor and of ``retf eval`` may
   pick neighbouring frames, so the tables agree closely rather than exactly.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from retf_ros.bags.frames import GroundTruthFrame
-from retf_ros.runtime.stream_eval import DEFAULT_AHEAD_S, StreamScorer
+from retf_ros.client import AnticipationMessage, parse_anticipation
+from retf_ros.evaluation.moc import ALPHAS, HORIZONS, MoCAccumulator, score_future
+from retf_ros.evaluation.protocol import predicted_frames, task_spec_from_metadata
+from retf_ros.evaluation.streaming import DEFAULT_AHEAD_S, StreamScorer
+from retf_ros.runtime.anticipation import document_stamp_ns
+from retf_ros.training import windows
 
 NS = 1_000_000_000
+
+
+@dataclass
+class ReplayRun:
+    """What one replay (offline or live) produced: anticipation documents plus bookkeeping.
+
+    ``documents``: the retf_ros/anticipation/v1 dicts in stamp order. ``frames``: synchronised
+    frame sets offered to the predictor (offline) or input frames published (live).
+    ``counters``: skipped/taken frames, restarts, drops; ``receive_ns``: live only, the
+    receive time of each document (same order) for latency.
+    """
+
+    mode: str
+    documents: list[dict]
+    frames: int
+    wall_s: float
+    device: str
+    counters: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    end_to_end_ms: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -76,10 +101,6 @@ def _frame_period_ns(clips: list[ClipTruth]) -> int:
     return int(np.median(steps))
 
 
-def document_stamp_ns(document: dict) -> int:
-    return int(document["stamp"]["sec"]) * NS + int(document["stamp"]["nanosec"])
-
-
 def label_at(message, seconds_ahead: float) -> str | None:
     """Label a parsed document anticipates ``seconds_ahead`` after its stamp (0: the current one)."""
     if seconds_ahead == 0:
@@ -88,14 +109,8 @@ def label_at(message, seconds_ahead: float) -> str | None:
     return None if action is None else action.label
 
 
-
-
 def _on_clip_axis(message, seconds: float):
     """The parsed document with its stamp read on the clip's time axis (``seconds``)."""
-    from dataclasses import fields
-
-    from retf_ros.client import AnticipationMessage
-
     @dataclass(frozen=True)
     class OnClipAxis(AnticipationMessage):
         clip_seconds: float = 0.0
@@ -111,8 +126,6 @@ def score_documents(documents: list[dict], clips: list[ClipTruth], classes: list
                     ahead_s: tuple[float, ...] = DEFAULT_AHEAD_S) -> dict:
     """Accuracy now and k seconds ahead, MoC and per class (StreamEvalResult.to_dict) plus
     ``predictions_outside_ground_truth`` and ``labels_not_in_checkpoint`` (scored as IGNORE)."""
-    from retf_ros.client import parse_anticipation
-
     scorer = StreamScorer(classes, ahead_s, horizon_s=horizon_s)
     index = {label: i for i, label in enumerate(classes)}
     unknown = sorted({label for clip in clips for label in clip.labels if label not in index})
@@ -141,10 +154,6 @@ def protocol_moc(documents: list[dict], clips: list[ClipTruth], classes: list[st
     a clip to the model fps: the clip's predictions (one per frame the predictor took, with
     stride 1) are its L frames, their ground-truth labels the labels to anticipate.
     """
-    from retf_ros.training import windows
-    from retf_ros.training.evaluate import predicted_frames, task_spec_from_metadata
-    from retf_ros.training.moc import ALPHAS, HORIZONS, MoCAccumulator, score_future
-
     if metadata.get("task", "stream") != "stream":
         return {"applies": False, "reason": f"checkpoint task {metadata.get('task')!r} is not a streaming task"}
     if not clips or any((c.frames < 0).any() for c in clips):

@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from retf_ros.evaluation.branches import BranchScore
+from retf_ros.evaluation.moc import ALPHAS, HORIZONS, MoCAccumulator, cell_key, longest_future, score_future
+from retf_ros.fusion import decode_future, effective_rank_masked, inactive_channels, mutual_gain
 from retf_ros.fusion.token_stats import TokenMoments
 from retf_ros.training import windows
-from retf_ros.training.branches import BranchScore
-from retf_ros.training.dataset import TaskSpec, protocol_sample, stream_sample
-from retf_ros.training.moc import ALPHAS, HORIZONS, MoCAccumulator, cell_key, longest_future, score_future
 from retf_ros.training.anticipation import MODES, combined_prediction, recognised_current
+from retf_ros.training.dataset import TaskSpec, protocol_sample, stream_sample, to_device
 from retf_ros.training.prepared import PreparedCache, PreparedClip
 from retf_ros.training.prior import TransitionPrior
 
@@ -62,10 +63,6 @@ def collate(samples: list[dict]) -> dict:
     return torch.utils.data.default_collate(samples)
 
 
-def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: (to_device(v, device) if isinstance(v, dict) else v.to(device)) for k, v in batch.items()}
-
-
 @dataclass
 class RankStats:
     """Per-sample effective ranks (uncentred, docs/method.md section 2) gathered over an evaluation,
@@ -80,8 +77,6 @@ class RankStats:
     fused: list[float] = field(default_factory=list)
 
     def add(self, output, mask: torch.Tensor) -> None:
-        from retf_ros.fusion import effective_rank_masked, inactive_channels
-
         for m in self.modalities:
             valid = output.valid[m]
             self.before.setdefault(m, []).extend(effective_rank_masked(output.tokens_before[m], valid).tolist())
@@ -95,8 +90,6 @@ class RankStats:
         """{"convention", "before": {m}, "after": {m}, "gain": {m}, "fused", "mutual_gain": {"a+b"},
         "inactive_channels": {m}, "token_statistics": {m: TokenMoments.summary()}} (means over the
         windows, and the token statistics over the tokens, where the modality was observed)."""
-        from retf_ros.fusion import mutual_gain
-
         def mean(values):
             finite = [v for v in values if np.isfinite(v)]
             return float(np.mean(finite)) if finite else float("nan")
@@ -142,8 +135,6 @@ def evaluate_moc(model, spec: TaskSpec, cache: PreparedCache, clip_ids: list[str
     (anticipation.py) is scored into ``Evaluation.modes`` and ``mode`` is the one reported
     as ``Evaluation.moc`` (and scored for the branches).
     """
-    from retf_ros.fusion import decode_future
-
     model.eval()
     modes = MODES if prior is not None else ("network",)
     if mode not in modes:

@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from retf_ros.errors import DataFormatError, RetfError
 from retf_ros.fusion.erank import mutual_gain
 from retf_ros.runtime.anticipation import Anticipation
-from retf_ros.runtime.frames import FrameSet
+from retf_ros.runtime.clip_frames import clip_frames, skeleton_converter
+from retf_ros.runtime.predictor import StreamingPredictor
 from retf_ros.runtime.stats import latency_distribution
 
 if TYPE_CHECKING:
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
     from retf_ros.client import AnticipationMessage
     from retf_ros.data.clipstore import Clip, ClipStore
     from retf_ros.runtime.health import ErankThresholds
-    from retf_ros.runtime.predictor import StreamingPredictor
 
 DEFAULT_AHEAD_S = (1.0, 2.0, 4.0)
 NOW = "now"
@@ -250,20 +251,6 @@ class StreamScorer:
                                 info={"predictions": self.predictions, **info})
 
 
-def clip_frames(clip: "Clip", modalities: Sequence[str], convert_skeleton=None) -> Iterable[FrameSet]:
-    """The clip's frames as the node would deliver them (depth stays uint16 mm, which the shared
-    preprocessing reads exactly like float metres). ``convert_skeleton``: optional (J, 3) ->
-    (J', 3) joint-layout conversion."""
-    for t in range(clip.num_frames):
-        skeleton = clip.skeleton[t] if clip.skeleton is not None and "skeleton" in modalities else None
-        if skeleton is not None and convert_skeleton is not None:
-            skeleton = convert_skeleton(skeleton)
-        yield FrameSet(stamp=float(clip.stamps[t]),
-                       rgb=clip.rgb[t] if clip.rgb is not None and "rgb" in modalities else None,
-                       depth=clip.depth[t] if clip.depth is not None and "depth" in modalities else None,
-                       skeleton=skeleton, frame_id=clip.clip_id)
-
-
 def stream_clip(predictor: "StreamingPredictor", clip: "Clip", scorer: StreamScorer,
                 convert_skeleton=None) -> int:
     """Feed one clip through ``predictor`` (from an empty buffer) and score every prediction.
@@ -276,21 +263,6 @@ def stream_clip(predictor: "StreamingPredictor", clip: "Clip", scorer: StreamSco
     return clip.num_frames
 
 
-def _skeleton_converter(store_layout: str | None, model_layout: str):
-    """(J, 3) numpy conversion from the store's joint layout to the model's, or None if equal."""
-    if not store_layout or store_layout == model_layout:
-        return None
-    import torch
-
-    from retf_ros.fusion.skeleton import convert_layout, get_layout
-
-    try:
-        source, target = get_layout(store_layout), get_layout(model_layout)
-    except ValueError as exc:
-        raise DataFormatError(str(exc)) from None
-    return lambda joints: convert_layout(torch.from_numpy(np.asarray(joints, np.float32)), source, target).numpy()
-
-
 def evaluate_streaming(checkpoint: "LoadedCheckpoint", store: "ClipStore", clip_ids: Sequence[str], *,
                        ahead_s: Iterable[float] = DEFAULT_AHEAD_S, device: str = "auto",
                        precision: str = "fp32", window: int | None = None, stride: int | None = None,
@@ -300,10 +272,6 @@ def evaluate_streaming(checkpoint: "LoadedCheckpoint", store: "ClipStore", clip_
     The store's classes must be the checkpoint's; its fps need not match (frames are resampled
     to the model's fps as in the node). Leads beyond the checkpoint's horizon are not scored.
     """
-    from tqdm import tqdm
-
-    from retf_ros.runtime.predictor import StreamingPredictor
-
     if list(store.classes) != list(checkpoint.classes):
         raise RetfError(f"{store.root}: classes {store.classes} differ from the checkpoint's {checkpoint.classes}")
     predictor = StreamingPredictor(checkpoint, device=device, precision=precision, window=window,
@@ -311,7 +279,7 @@ def evaluate_streaming(checkpoint: "LoadedCheckpoint", store: "ClipStore", clip_
     usable = [m for m in predictor.modalities if m in store.modalities]
     if not usable:
         raise RetfError(f"{store.root} has none of the checkpoint's modalities {list(predictor.modalities)}")
-    convert = _skeleton_converter(store.skeleton_layout, predictor.skeleton_layout) if "skeleton" in usable else None
+    convert = skeleton_converter(store.skeleton_layout, predictor.skeleton_layout) if "skeleton" in usable else None
     scorer = StreamScorer(predictor.classes, ahead_s, horizon_s=predictor.horizon_s)
     frames = 0
     predictor.warm_up()

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from retf_ros.replay.offline import ReplayRun
-from retf_ros.replay.scoring import ClipTruth, label_at, protocol_moc, score_documents
-from retf_ros.runtime.stats import latency_distribution
-from retf_ros.runtime.stream_eval import DEFAULT_AHEAD_S, NOW, lead_key
+from retf_ros.client import parse_anticipation
+from retf_ros.evaluation.bag_scoring import ClipTruth, ReplayRun, label_at, protocol_moc, score_documents
+from retf_ros.evaluation.json_safe import json_ready
+from retf_ros.evaluation.streaming import DEFAULT_AHEAD_S, NOW, lead_key
 from retf_ros.runtime.health import ErankThresholds
+from retf_ros.runtime.stats import latency_distribution
 
 SCHEMA = "retf_ros/replay_report/v1"
 NS = 1_000_000_000
@@ -36,8 +37,6 @@ GAP_S, COMPRESSED_GAP_S = 2.0, 1.0
 
 def _series(documents: list[dict]) -> dict:
     """Per-prediction columns: stamp_ns, labels now/ahead, eranks, status, inference_ms."""
-    from retf_ros.client import parse_anticipation
-
     messages = [parse_anticipation(d) for d in documents]
     modalities = list(documents[0]["erank"]["before"]) if documents else []
     pairs = list(documents[0]["erank"]["mutual_gain"]) if documents else []
@@ -155,7 +154,6 @@ def documented_comparison(report: dict) -> list[str]:
     return lines
 
 
-
 # ---------------------------------------------------------------------------------- plots
 class TimeAxis:
     """Bag stamps -> display seconds from the first stamp, long silences drawn short."""
@@ -176,6 +174,7 @@ class TimeAxis:
 
 
 def _class_colours(labels: list[str]) -> dict[str, tuple]:
+    # optional (extra "report"): only the plots need it
     import matplotlib
 
     cmap = matplotlib.colormaps["tab20"]
@@ -196,6 +195,7 @@ def _label_runs(times: np.ndarray, labels: list[str | None], max_step: float):
 
 
 def plot_timeline(report: dict, clips: list[ClipTruth], axis: TimeAxis, path: Path) -> None:
+    # optional (extra "report"): only the plots need it
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
@@ -236,6 +236,7 @@ def _nan(values) -> np.ndarray:
 
 
 def plot_erank(report: dict, axis: TimeAxis, path: Path) -> None:
+    # optional (extra "report"): only the plots need it
     import matplotlib.pyplot as plt
 
     thresholds = report["erank_thresholds"]
@@ -274,6 +275,7 @@ def plot_erank(report: dict, axis: TimeAxis, path: Path) -> None:
 
 
 def plot_latency(report: dict, runs: list[ReplayRun], path: Path) -> None:
+    # optional (extra "report"): only the plots need it
     import matplotlib.pyplot as plt
 
     samples = [(f"{run.mode}: inference", report["runs"][run.mode]["series"]["inference_ms"]) for run in runs]
@@ -418,6 +420,7 @@ def _notes_html(report: dict, modes: list[str]) -> list[str]:
 def write_report(report: dict, runs: list[ReplayRun], clips: list[ClipTruth], out_dir: str | os.PathLike
                  ) -> dict[str, Path]:
     """Write report.json, the PNG plots and report.html into ``out_dir``; returns their paths."""
+    # optional (extra "report"): only the plots need it
     import matplotlib
 
     matplotlib.use("Agg")
@@ -431,20 +434,7 @@ def write_report(report: dict, runs: list[ReplayRun], clips: list[ClipTruth], ou
     plot_erank(report, axis, paths["erank"])
     plot_latency(report, runs, paths["latency"])
     paths["json"] = out / "report.json"
-    paths["json"].write_text(json.dumps(_finite(report), indent=1, allow_nan=False) + "\n")
+    paths["json"].write_text(json.dumps(json_ready(report), indent=1, allow_nan=False) + "\n")
     paths["html"] = out / "report.html"
     paths["html"].write_text(_html(report, {k: paths[k] for k in ("timeline", "erank", "latency")}))
     return paths
-
-
-def _finite(value):
-    """JSON-safe copy: NaN/Inf -> None, numpy scalars -> Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    return value

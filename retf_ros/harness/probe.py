@@ -1,8 +1,8 @@
 """A probe process for tests and benchmarks: records what the anticipation node publishes and
 drives its lifecycle and parameters.
 
-Run: ``python -m retf_ros.ros.probe --out events.jsonl [--node anticipation_node] [--visuals]
-[--skeleton TOPIC]`` (in an environment from retf_ros.ros.loopback). Every received message
+Run: ``python -m retf_ros.harness.probe --out events.jsonl [--node anticipation_node] [--visuals]
+[--skeleton TOPIC]`` (in an environment from retf_ros.harness.loopback). Every received message
 becomes one JSON line in ``--out`` with ``kind`` ("anticipation", "diagnostics", "markers",
 "debug_image", "skeleton" (a PoseArray: stamp_ns, frame_id, joints, NaN for missing), "reply")
 and ``received_ns`` (wall clock, the clock ROS stamps use without sim time). Commands on stdin,
@@ -19,21 +19,26 @@ import threading
 import time
 from pathlib import Path
 
+import rclpy
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseArray
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.parameter import Parameter, parameter_value_to_python
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+from visualization_msgs.msg import MarkerArray
+
+from retf_ros.ros.qos import output_qos
+from retf_ros.ros.shutdown import spin_until_stopped
+
 SERVICE_TIMEOUT_S = 30.0
 
 
 class Probe:
     def __init__(self, node, target: str, out: Path, visuals: bool, skeleton_topic: str | None = None):
-        from diagnostic_msgs.msg import DiagnosticArray
-        from geometry_msgs.msg import PoseArray
-        from lifecycle_msgs.srv import ChangeState, GetState
-        from rcl_interfaces.srv import GetParameters, SetParameters
-        from sensor_msgs.msg import Image
-        from std_msgs.msg import String
-        from visualization_msgs.msg import MarkerArray
-
-        from retf_ros.ros.qos import output_qos
-
         self.node = node
         self._out = out.open("a")
         self._lock = threading.Lock()
@@ -109,9 +114,6 @@ class Probe:
         return response
 
     def _transition(self, label: str) -> bool:
-        from lifecycle_msgs.msg import Transition
-        from lifecycle_msgs.srv import ChangeState
-
         ids = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
                "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP,
                "shutdown": Transition.TRANSITION_UNCONFIGURED_SHUTDOWN}
@@ -120,32 +122,19 @@ class Probe:
         return bool(self._call(self._change_state, request).success)
 
     def _state(self) -> str:
-        from lifecycle_msgs.srv import GetState
-
         return self._call(self._get_state, GetState.Request()).current_state.label
 
     def _get(self, name: str):
-        from rcl_interfaces.srv import GetParameters
-        from rclpy.parameter import parameter_value_to_python
-
         values = self._call(self._get_parameters, GetParameters.Request(names=[name])).values
         return parameter_value_to_python(values[0]) if values else None
 
     def _set(self, name: str, text: str) -> tuple[bool, str]:
-        import yaml
-        from rcl_interfaces.srv import SetParameters
-        from rclpy.parameter import Parameter
-
         request = SetParameters.Request(parameters=[Parameter(name, value=yaml.safe_load(text)).to_parameter_msg()])
         result = self._call(self._set_parameters, request).results[0]
         return bool(result.successful), result.reason
 
 
 def main(argv: list[str] | None = None) -> int:
-    import rclpy
-
-    from retf_ros.ros.shutdown import spin_until_stopped
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--node", default="anticipation_node", help="name (with namespace) of the node to probe")

@@ -2,7 +2,7 @@
 place tests, benchmarks and demos orchestrate ROS processes.
 
 Every process gets the environment the caller passes, which must come from
-:func:`retf_ros.ros.loopback.loopback_environment` (DDS on loopback only). Output goes to a log
+:func:`retf_ros.harness.loopback.loopback_environment` (DDS on loopback only). Output goes to a log
 file per process; commands go to its stdin.
 """
 from __future__ import annotations
@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TypeVar
+
+from retf_ros.harness.loopback import shm_files_in_use
 
 T = TypeVar("T")
 
@@ -112,12 +114,12 @@ def _ros_arg_value(value) -> str:
 
 
 def publisher_argv(*options: str) -> list[str]:
-    return [sys.executable, "-m", "retf_ros.ros.synthetic_publisher", *options]
+    return [sys.executable, "-m", "retf_ros.harness.synthetic_publisher", *options]
 
 
 @dataclass
 class ProbeProcess:
-    """A running probe (retf_ros.ros.probe) and the events it recorded."""
+    """A running probe (retf_ros.harness.probe) and the events it recorded."""
 
     process: RosProcess
     events_path: Path
@@ -148,7 +150,7 @@ class ProbeProcess:
 def start_probe(env: dict[str, str], log_dir: Path, node_name: str = "anticipation_node",
                 visuals: bool = False, skeleton_topic: str | None = None) -> ProbeProcess:
     events = log_dir / "probe_events.jsonl"
-    argv = [sys.executable, "-m", "retf_ros.ros.probe", "--out", str(events), "--node", node_name]
+    argv = [sys.executable, "-m", "retf_ros.harness.probe", "--out", str(events), "--node", node_name]
     if visuals:
         argv.append("--visuals")
     if skeleton_topic:
@@ -328,7 +330,5 @@ def leftover_shm(files: set[str]) -> set[str]:
     participant on the machine, and are removed by whichever participant closes them last,
     which on a shared machine may be somebody else's process exiting (or being killed) later.
     """
-    from retf_ros.ros.loopback import shm_files_in_use
-
     own = {f for f in files if Path(f).exists() and "fastdds_port" not in Path(f).name}
     return own - shm_files_in_use() if own else set()
