@@ -16,11 +16,11 @@ below the ``warn_percentile``, ERROR below the ``error_percentile``), explicit v
 and a checkpoint without a distribution keeps the fixed defaults of ErankThresholds.
 
 Faulty inputs are judged on two statistics of a modality's last tokens besides their erank
-(``recent_spread``, ``centred_effective_rank``; docs/node.md, "what the health check can and
-cannot tell apart"): a frozen input repeats bit-identical frames, so its tokens do not move at
-all (spread below ``FROZEN_SPREAD``, where a live sensor's noise alone keeps it well above), and
-a noise input moves its tokens in every direction at once (the centred erank near its maximum
-while the tokens move as much as in motion), where a real scene changes them along a few.
+(their ``recent_spread`` and centred erank; docs/node.md, "Reading the effective-rank health"):
+a frozen input repeats bit-identical frames, so its tokens do not move at all (spread below
+``FROZEN_SPREAD``, where a live sensor's noise alone keeps it well above), and a noise input
+moves its tokens in every direction at once (the centred erank near its maximum while the
+tokens move as much as in motion), where a real scene changes them along a few.
 """
 from __future__ import annotations
 
