@@ -2,7 +2,8 @@
 metadata records its validation erank distribution) on the synthetic assembly world it was
 trained on, real camera / node / probe processes over loopback DDS. Healthy input is rarely
 flagged; one modality frozen or replaced by noise is flagged, by name, within 2 s, and the
-flag clears once the input is live again."""
+flag clears once the input is live again (depth noise too: it is told by the centred erank of
+the depth tokens, runtime/health.py)."""
 from __future__ import annotations
 
 import json
@@ -53,7 +54,8 @@ def test_healthy_demo_data_is_flagged_on_fewer_than_10_percent_of_windows(sessio
     assert len(flagged) < 0.10 * len(docs), [d["erank"]["messages"] for d in flagged]
 
 
-@pytest.mark.parametrize("fault, modality", [("frozen", "rgb"), ("noise", "skeleton"), ("noise", "rgb")])
+@pytest.mark.parametrize("fault, modality", [("frozen", "rgb"), ("noise", "skeleton"), ("noise", "rgb"),
+                                             ("noise", "depth")])
 def test_a_faulty_modality_is_flagged_by_name_within_2_s_and_clears_when_it_is_live(session, fault, modality):
     started = time.time()
     session.camera.send(f"{fault} {modality}")

@@ -5,12 +5,15 @@ explicit values override, a checkpoint without a distribution keeps the fixed de
 every message names what it is about."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from retf_ros.errors import RetfError
-from retf_ros.runtime.health import (DISTRIBUTION_KEY, DISTRIBUTION_PERCENTILES, ErankReport, ErankThresholds,
-                                     Limits, judged, percentile_key, thresholds_for, window_erank_report)
+from retf_ros.runtime.health import (DISTRIBUTION_KEY, DISTRIBUTION_PERCENTILES, FROZEN_SPREAD, ErankReport,
+                                     ErankThresholds, FaultLimits, Limits, judged, percentile_key, recent_spread,
+                                     thresholds_for, window_erank_report)
 
 
 def summary(lowest: float, step: float) -> dict:
@@ -116,3 +119,69 @@ def test_a_modality_frozen_for_its_last_tokens_falls_below_its_limit():
 def test_an_error_limit_above_the_warn_limit_is_refused():
     with pytest.raises(RetfError, match="erank limits of rgb: error_below=2.0 must not exceed warn_below=1.0"):
         ErankThresholds(modality_limits={"rgb": Limits(warn_below=1.0, error_below=2.0)})
+
+
+def test_the_spread_of_tokens_is_their_rms_distance_from_their_mean_relative_to_their_rms_norm():
+    # mean (2, 0); every token 1 away from it; squared norms 1, 9, 5, 5 -> RMS norm sqrt(5)
+    tokens = torch.tensor([[1.0, 0.0], [3.0, 0.0], [2.0, 1.0], [2.0, -1.0]])
+    assert recent_spread(tokens) == pytest.approx(1 / 5 ** 0.5)
+    assert recent_spread(torch.tensor([[1.0, 0.0], [3.0, 0.0]])) == pytest.approx(1 / 5 ** 0.5)
+    assert recent_spread(torch.tensor([[0.3, -2.0, 5.0]] * 5)) == 0.0   # a frozen input: identical tokens
+    assert recent_spread(torch.zeros(5, 3)) == 0.0
+
+
+def test_a_window_reports_the_spread_and_centred_erank_of_each_modalitys_last_tokens():
+    t = 8
+    cross = torch.tensor([[1.0, 0.0], [3.0, 0.0], [2.0, 1.0], [2.0, -1.0]])
+    rgb = torch.cat([torch.randn(t - 4, 2), cross])   # last 4: centred rows (-1,0) (1,0) (0,1) (0,-1)
+    depth = torch.tensor([[2.0, 1.0]]).repeat(t, 1)
+    everywhere = torch.ones(t, dtype=torch.bool)
+    thresholds = ErankThresholds(fused_warn=None, fused_error=None, mutual_gain_warn=None, recent_frames=4)
+    report = window_erank_report({"rgb": rgb, "depth": depth}, {"rgb": rgb, "depth": depth}, rgb,
+                                 {"rgb": everywhere, "depth": everywhere}, everywhere, thresholds)
+    assert report.spread["rgb"] == pytest.approx(1 / 5 ** 0.5)
+    assert report.centred["rgb"] == pytest.approx(2.0, abs=1e-5)  # two equal singular values, sqrt(2)
+    assert report.spread["depth"] == 0.0 and report.centred["depth"] == pytest.approx(1.0)
+    assert report.status == "ok"  # no fault limits set
+    gap = {"rgb": torch.arange(t) != t - 1, "depth": everywhere}
+    report = window_erank_report({"rgb": rgb, "depth": depth}, {"rgb": rgb, "depth": depth}, rgb, gap, everywhere,
+                                 thresholds)
+    assert report.spread["rgb"] is None and report.centred["rgb"] is None
+
+
+def test_fault_limits_name_a_frozen_input_and_a_noise_like_one_but_not_a_still_scene():
+    limits = ErankThresholds(fault_limits={m: FaultLimits(FROZEN_SPREAD, moving_spread=0.004, centred_above=3.94)
+                                           for m in ("rgb", "depth", "skeleton")})
+    report = ErankReport(before={}, after={}, fused=None, mutual_gain={},
+                         spread={"rgb": 0.0, "depth": 0.0043, "skeleton": 0.0004},
+                         centred={"rgb": 1.0, "depth": 3.97, "skeleton": 3.99})
+    verdict = judged(report, limits)
+    assert verdict.status == "error" and verdict.culprits == ["rgb", "depth"]
+    assert verdict.messages == [
+        "rgb input: frozen, its last 5 tokens do not move (spread 0.00e+00 < 1e-05)",
+        "depth input: noise-like, centred erank of its last 5 tokens 3.970 > warn threshold 3.94 (spread 0.0043)"]
+    # the skeleton's tokens move in every direction, but by a still scene's sensor noise only: not judged
+    moving_along_few_directions = replace(report, spread={"depth": 0.009}, centred={"depth": 2.5})
+    assert judged(moving_along_few_directions, limits).status == "ok"
+
+
+FAULT_DISTRIBUTION = {**DISTRIBUTION, "spread": {"rgb": summary(0.001, 0.01), "depth": summary(0.0001, 0.001)},
+                      "recent_centred": {"rgb": summary(1.5, 0.2), "depth": summary(2.0, 0.15)}}
+
+
+def test_recorded_fault_statistics_replace_the_low_side_of_the_recent_erank():
+    t = thresholds_for({DISTRIBUTION_KEY: FAULT_DISTRIBUTION}, warn_percentile=1.0, error_percentile=0.5,
+                       high_percentile=99.5)
+    # p50 has index 6, p99.5 index 12
+    assert t.fault_limits["rgb"] == FaultLimits(FROZEN_SPREAD, moving_spread=pytest.approx(0.061),
+                                                centred_above=pytest.approx(3.9))
+    assert t.fault_limits["depth"].centred_above == pytest.approx(3.8)
+    assert t.modality_limits["rgb"] == Limits(warn_below=None, error_below=None, warn_above=pytest.approx(2.3))
+    assert t.fused_warn == pytest.approx(1.8)  # the fused erank keeps its percentiles
+
+
+def test_a_distribution_without_the_fault_statistics_keeps_the_low_side_of_the_recent_erank():
+    t = thresholds_for(METADATA, warn_percentile=1.0, error_percentile=0.5, high_percentile=99.5)
+    assert t.fault_limits == {}
+    assert t.modality_limits["rgb"] == Limits(warn_below=pytest.approx(1.2), error_below=pytest.approx(1.1),
+                                              warn_above=pytest.approx(2.3))

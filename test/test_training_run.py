@@ -76,6 +76,13 @@ def test_checkpoint_records_task_provenance_and_metrics(trained_run, tiny_clip_s
     for summary in (*distribution["before"].values(), distribution["fused"]):
         assert 1.0 - 1e-6 <= summary["min"] <= summary["p1"] <= summary["p5"] <= summary["p50"] <= summary["max"] <= 8.0
     assert set(distribution["mutual_gain"]) == {"rgb+depth", "rgb+skeleton", "depth+skeleton"}
+    # The fault statistics of each modality's last tokens: spread in [0, 1] over every window that
+    # has it, the centred erank over the moving half of them (spread at least its median).
+    for m in ("rgb", "depth", "skeleton"):
+        spread, centred = distribution["spread"][m], distribution["recent_centred"][m]
+        assert 0.0 <= spread["min"] <= spread["p50"] <= spread["max"] <= 1.0
+        assert spread["windows"] // 2 <= centred["windows"] <= spread["windows"]  # ties at the median count
+        assert 1.0 - 1e-6 <= centred["min"] <= centred["max"] <= distribution["recent_frames"] - 1 + 1e-6
 
 
 def test_the_best_checkpoint_is_the_epoch_with_the_best_validation_moc_and_its_anticipation(trained_run):

@@ -14,6 +14,13 @@ eranks on the validation split in the checkpoint metadata (``erank_distribution`
 retf_ros/training/erank_calibration.py); ``thresholds_for`` derives the thresholds from it (WARN
 below the ``warn_percentile``, ERROR below the ``error_percentile``), explicit values override,
 and a checkpoint without a distribution keeps the fixed defaults of ErankThresholds.
+
+Faulty inputs are judged on two statistics of a modality's last tokens besides their erank
+(their ``recent_spread`` and centred erank; docs/node.md, "Reading the effective-rank health"):
+a frozen input repeats bit-identical frames, so its tokens do not move at all (spread below
+``FROZEN_SPREAD``, where a live sensor's noise alone keeps it well above), and a noise input
+moves its tokens in every direction at once (the centred erank near its maximum while the
+tokens move as much as in motion), where a real scene changes them along a few.
 """
 from __future__ import annotations
 
@@ -38,6 +45,23 @@ DEFAULT_HIGH_PERCENTILE = 99.5
 # A faulty input is judged on the erank of its most recent tokens: over a whole window a camera
 # that froze 2 s ago still shows the live frames before, and looks like a still scene.
 RECENT_FRAMES = 5
+# A frozen input: its recent tokens' spread (recent_spread) below this. Identical frames give
+# identical tokens (spread 0, or float round-off near 1e-7); on the demo checkpoint's validation
+# clips the smallest healthy spread is 3e-4 (depth), set by the sensor's noise alone.
+FROZEN_SPREAD = 1e-5
+# The recorded percentile of the spread above which a modality counts as moving: the centred
+# erank is judged (and its distribution recorded) only then, since a still scene's tokens move by
+# sensor noise alone, in every direction, as noise does but far less.
+MOVING_PERCENTILE = 50.0
+
+
+def recent_spread(tokens: torch.Tensor) -> float:
+    """How much tokens move: the RMS distance of the (K, C) tokens from their mean token, relative
+    to their RMS norm; 0 when they are identical, at most 1. A spread of 0 = a frozen input."""
+    z = tokens.detach().to(torch.float64)
+    norm = z.square().sum(dim=-1).mean().sqrt()
+    deviation = (z - z.mean(dim=0, keepdim=True)).square().sum(dim=-1).mean().sqrt()
+    return float(deviation / norm) if norm > 0 else 0.0
 
 
 def percentile_key(percentile: float) -> str:
@@ -56,6 +80,17 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class FaultLimits:
+    """Fault checks of one modality's last tokens beyond their erank: ERROR (frozen) when their
+    spread falls below ``frozen_below``; WARN (noise-like) when their centred erank rises above
+    ``centred_above`` while their spread is at least ``moving_spread``. ``None`` disables a check."""
+
+    frozen_below: float | None = FROZEN_SPREAD
+    moving_spread: float | None = None
+    centred_above: float | None = None
+
+
+@dataclass(frozen=True)
 class ErankThresholds:
     """WARN / ERROR thresholds; ``None`` disables a check.
 
@@ -68,7 +103,9 @@ class ErankThresholds:
     ``modality_limits``: modality -> Limits on the erank of its last ``recent_frames`` tokens
     before the exchange (what its own input gives: a frozen camera repeats one token, erank 1;
     noise scatters them), judged when it is present in all of them; none by default, set from a
-    checkpoint's distribution by ``thresholds_for``. ``source`` says where the values come from.
+    checkpoint's distribution by ``thresholds_for``. ``fault_limits``: modality -> FaultLimits on
+    the spread and centred erank of the same tokens (from a distribution that records them).
+    ``source`` says where the values come from.
     ``full_window``: judge the fused erank and mutual gains only in windows of at least this
     many frames (a stream's first windows have fewer tokens, so a lower erank by construction:
     the distribution the thresholds come from holds full windows only). None: every window.
@@ -80,6 +117,7 @@ class ErankThresholds:
     mutual_gain_error: float | None = None
     min_frames: int = 4
     modality_limits: Mapping[str, Limits] = field(default_factory=dict)
+    fault_limits: Mapping[str, FaultLimits] = field(default_factory=dict)
     recent_frames: int = RECENT_FRAMES
     full_window: int | None = None
     source: str = "built-in defaults"
@@ -108,7 +146,8 @@ class ErankReport:
     (a modality, "fused" or a pair "a+b"), in the same order; ``window_frames``: valid frames of
     the window; ``modality_frames``: modality -> frames of the window where it was present;
     ``recent``: modality -> erank of its last ``recent_frames`` tokens before the exchange (None
-    unless present in all of them).
+    unless present in all of them); ``spread`` / ``centred``: their recent_spread and centred
+    erank (the fault statistics; None likewise).
     """
 
     before: dict[str, float | None]
@@ -122,6 +161,8 @@ class ErankReport:
     window_frames: int = 0
     modality_frames: dict[str, int] = field(default_factory=dict)
     recent: dict[str, float | None] = field(default_factory=dict)
+    spread: dict[str, float | None] = field(default_factory=dict)
+    centred: dict[str, float | None] = field(default_factory=dict)
 
     def gain(self, modality: str) -> float | None:
         before, after = self.before.get(modality), self.after.get(modality)
@@ -150,11 +191,16 @@ def window_erank_report(tokens_before: dict[str, torch.Tensor], tokens_after: di
     counts = mask.sum(dim=1).tolist()
     eranks = [v if count >= thresholds.min_frames else None for v, count in zip(values, counts)]
     n = len(modalities)
-    recent = [v if count >= thresholds.recent_frames else None for v, count in zip(values[n:2 * n], counts[n:2 * n])]
+    judged_recent = [count >= thresholds.recent_frames for count in counts[n:2 * n]]
+    recent = [v if ok else None for v, ok in zip(values[n:2 * n], judged_recent)]
+    centred = effective_rank_masked(torch.stack(matrices[n:2 * n]).float(), mask[n:2 * n], centered=True).tolist()
+    spread = [recent_spread(tokens_before[m][mask[n + i]]) for i, m in enumerate(modalities)]
     report = ErankReport(before=dict(zip(modalities, eranks[:n])), after=dict(zip(modalities, eranks[2 * n:3 * n])),
                          fused=eranks[-1], mutual_gain={}, window_frames=int(counts[-1]),
                          modality_frames={m: int(c) for m, c in zip(modalities, counts[:n])},
-                         recent=dict(zip(modalities, recent)))
+                         recent=dict(zip(modalities, recent)),
+                         spread={m: v if ok else None for m, v, ok in zip(modalities, spread, judged_recent)},
+                         centred={m: v if ok else None for m, v, ok in zip(modalities, centred, judged_recent)})
     for a, b in combinations(modalities, 2):
         gain_a, gain_b = report.gain(a), report.gain(b)
         report.mutual_gain[f"{a}+{b}"] = None if gain_a is None or gain_b is None else mutual_gain(gain_a, gain_b)
@@ -186,9 +232,20 @@ def _apply_thresholds(report: ErankReport, thresholds: ErankThresholds) -> None:
         elif limits.warn_above is not None and value > limits.warn_above:
             raise_to("warn", f"{describe} {value:.3f} > warn threshold {limits.warn_above:.4g}", culprit)
 
+    last = f"its last {thresholds.recent_frames} tokens"
     for modality, limits in thresholds.modality_limits.items():
-        check(report.recent.get(modality), limits,
-              f"{modality} input: erank of its last {thresholds.recent_frames} tokens", modality)
+        check(report.recent.get(modality), limits, f"{modality} input: erank of {last}", modality)
+    for modality, faults in thresholds.fault_limits.items():
+        spread, centred = report.spread.get(modality), report.centred.get(modality)
+        if spread is None:
+            continue
+        if faults.frozen_below is not None and spread < faults.frozen_below:
+            raise_to("error", f"{modality} input: frozen, {last} do not move (spread {spread:.2e} < "
+                              f"{faults.frozen_below:.2g})", modality)
+        elif (faults.centred_above is not None and centred is not None and centred > faults.centred_above
+              and spread >= (faults.moving_spread or 0.0)):
+            raise_to("warn", f"{modality} input: noise-like, centred erank of {last} {centred:.3f} > warn threshold "
+                             f"{faults.centred_above:.4g} (spread {spread:.2g})", modality)
     if thresholds.full_window is not None and report.window_frames < thresholds.full_window:
         return
     check(report.fused, Limits(thresholds.fused_warn, thresholds.fused_error), "feature collapse: fused erank",
@@ -210,7 +267,11 @@ def thresholds_from_distribution(distribution: dict, base: ErankThresholds, warn
     in then) and the erank of each modality's last ``distribution["recent_frames"]`` tokens
     before the exchange (``distribution["recent"]``) WARN below their ``warn_percentile`` and
     ERROR below their ``error_percentile`` (0 disables that level); with ``high_percentile`` a
-    modality's recent erank also WARNs above it. The mutual gains WARN / ERROR
+    modality's recent erank also WARNs above it. Where the distribution records the fault
+    statistics of those tokens (``spread``, and ``recent_centred`` over the windows whose spread is
+    at least its ``MOVING_PERCENTILE``), a modality gets FaultLimits instead of the low side of its
+    erank: ERROR below ``FROZEN_SPREAD``, WARN when moving and its centred erank is above the
+    ``high_percentile``. The mutual gains WARN / ERROR
     below the lowest pair's percentile, off where that is 0 (a pair that often gains nothing).
     Raises RetfError when a percentile was not recorded."""
     def value(summary: dict, percentile: float | None) -> float | None:
@@ -225,7 +286,14 @@ def thresholds_from_distribution(distribution: dict, base: ErankThresholds, warn
     def positive(x: float | None) -> float | None:
         return x if x is not None and x > 0 else None
 
-    limits = {m: Limits(value(s, warn_percentile), value(s, error_percentile), value(s, high_percentile))
+    spreads, centred = distribution.get("spread", {}), distribution.get("recent_centred", {})
+    faults = {m: FaultLimits(FROZEN_SPREAD, value(s, MOVING_PERCENTILE),
+                             value(centred[m], high_percentile) if centred.get(m, {}).get("windows") else None)
+              for m, s in spreads.items() if s.get("windows")}
+    # With the fault statistics recorded a frozen input is told by its spread, so the erank's low
+    # side (which a still scene reaches too) is not judged; without them it is the frozen check.
+    limits = {m: Limits(None, None, value(s, high_percentile)) if m in faults else
+              Limits(value(s, warn_percentile), value(s, error_percentile), value(s, high_percentile))
               for m, s in distribution.get("recent", {}).items() if s.get("windows")}
     fused = distribution.get("fused") or {}
     pairs = [s for s in distribution.get("mutual_gain", {}).values() if s.get("windows")]
@@ -239,7 +307,7 @@ def thresholds_from_distribution(distribution: dict, base: ErankThresholds, warn
     return replace(base, fused_warn=value(fused, warn_percentile) if fused.get("windows") else base.fused_warn,
                    fused_error=value(fused, error_percentile) if fused.get("windows") else base.fused_error,
                    mutual_gain_warn=lowest_pair(warn_percentile), mutual_gain_error=lowest_pair(error_percentile),
-                   modality_limits=limits, full_window=distribution.get("window"),
+                   modality_limits=limits, fault_limits=faults, full_window=distribution.get("window"),
                    recent_frames=int(distribution.get("recent_frames", base.recent_frames)),
                    source=f"checkpoint validation distribution ({distribution.get('windows', '?')} windows; {levels})")
 

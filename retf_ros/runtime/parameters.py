@@ -123,15 +123,17 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "-1 = auto: the lowest pair's percentile erank.error_percentile (off where 0), else "
               f"{_fixed(ErankThresholds.mutual_gain_error)}; 0 disables.", low=-1.0, high=1e6),
     ParamSpec("erank.warn_percentile", DEFAULT_WARN_PERCENTILE, "With a checkpoint that records its validation erank "
-              "distribution: WARN naming the modality when its erank before the exchange falls below this "
-              "percentile of it (also the auto fused / mutual-gain WARN); one of the recorded percentiles, 0 disables.",
+              "distribution: the auto fused / mutual-gain WARN below this percentile of it; without recorded "
+              "fault statistics (spread) also WARN naming a modality whose erank of its last tokens falls below "
+              "it; one of the recorded percentiles, 0 disables.",
               low=0.0, high=50.0),
-    ParamSpec("erank.error_percentile", DEFAULT_ERROR_PERCENTILE, "ERROR naming the modality when its erank before "
-              "the exchange falls below this percentile of the checkpoint's distribution (also the auto fused / "
-              "mutual-gain ERROR); one of the recorded percentiles, 0 disables.", low=0.0, high=50.0),
-    ParamSpec("erank.high_percentile", DEFAULT_HIGH_PERCENTILE, "WARN naming the modality when its erank before the "
-              "exchange rises above this percentile of the checkpoint's distribution (noise-like input); one of "
-              "the recorded percentiles, 0 disables.", low=0.0, high=100.0),
+    ParamSpec("erank.error_percentile", DEFAULT_ERROR_PERCENTILE, "The auto fused / mutual-gain ERROR below this "
+              "percentile of the checkpoint's distribution; without recorded fault statistics also ERROR naming a "
+              "modality whose erank of its last tokens falls below it; one of the recorded percentiles, 0 disables.",
+              low=0.0, high=50.0),
+    ParamSpec("erank.high_percentile", DEFAULT_HIGH_PERCENTILE, "WARN naming the modality (noise-like input) when the "
+              "erank of its last tokens, or their centred erank while they move, rises above this percentile of "
+              "the checkpoint's distribution; one of the recorded percentiles, 0 disables.", low=0.0, high=100.0),
     ParamSpec("erank.min_frames", ErankThresholds.min_frames, "Frames a modality needs in the window to get an "
               "effective rank.", low=2, high=4096),
 )

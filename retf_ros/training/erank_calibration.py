@@ -28,8 +28,8 @@ from retf_ros.errors import RetfError
 from retf_ros.evaluation.json_safe import json_ready
 from retf_ros.runtime.clip_frames import clip_frames, skeleton_converter
 from retf_ros.runtime.health import (DEFAULT_ERROR_PERCENTILE, DEFAULT_WARN_PERCENTILE, DISTRIBUTION_KEY,
-                                     DISTRIBUTION_PERCENTILES, ErankReport, ErankThresholds, judged, percentile_key,
-                                     thresholds_for)
+                                     DISTRIBUTION_PERCENTILES, MOVING_PERCENTILE, ErankReport, ErankThresholds, judged,
+                                     percentile_key, thresholds_for)
 from retf_ros.runtime.perturb import ModalityFault
 from retf_ros.runtime.predictor import StreamingPredictor
 
@@ -50,15 +50,19 @@ class WindowEranks:
 
     def values(self) -> dict:
         """{"before": {m: [...]}, "after": {m: [...]}, "fused": [...], "mutual_gain": {pair: [...]},
-        "recent": {m: [...]}} over the full windows (W frames; a stream's first windows are
-        shorter, their eranks lower by construction), per modality those where it was present in
-        every frame; "recent" (the erank of a modality's last tokens) over every window that has it."""
-        out: dict = {"before": {}, "after": {}, "fused": [], "mutual_gain": {}, "recent": {}}
+        "recent": {m: [...]}, "spread": {m: [...]}, "recent_centred": {m: [...]}} over the full
+        windows (W frames; a stream's first windows are shorter, their eranks lower by
+        construction), per modality those where it was present in every frame; "recent",
+        "spread" and "recent_centred" (statistics of a modality's last tokens) over every window
+        that has them, "recent_centred" only where the spread is at least its MOVING_PERCENTILE."""
+        out: dict = {"before": {}, "after": {}, "fused": [], "mutual_gain": {}, "recent": {}, "spread": {},
+                     "recent_centred": {}}
         for report in self.reports:
-            for m, value in report.recent.items():
-                values = out["recent"].setdefault(m, [])
-                if value is not None:
-                    values.append(float(value))
+            for part, field_name in (("recent", "recent"), ("spread", "spread")):
+                for m, value in getattr(report, field_name).items():
+                    values = out[part].setdefault(m, [])
+                    if value is not None:
+                        values.append(float(value))
             if report.window_frames < self.window:
                 continue
             full = {m for m, n in report.modality_frames.items() if n >= report.window_frames}
@@ -73,6 +77,10 @@ class WindowEranks:
                     values.append(float(value))
             if report.fused is not None:
                 out["fused"].append(float(report.fused))
+        for m, spreads in out["spread"].items():
+            moving = float(np.percentile(spreads, MOVING_PERCENTILE)) if spreads else 0.0
+            out["recent_centred"][m] = [float(r.centred[m]) for r in self.reports
+                                        if r.spread.get(m) is not None and r.spread[m] >= moving]
         return out
 
     def distribution(self) -> dict:
@@ -88,6 +96,8 @@ class WindowEranks:
         values = self.values()
         return {"convention": "uncentred", "window": self.window, "windows": len(values["fused"]), "clips": self.clips,
                 "recent_frames": self.recent_frames, "recent": {m: summary(v) for m, v in values["recent"].items()},
+                "spread": {m: summary(v) for m, v in values["spread"].items()},
+                "recent_centred": {m: summary(v) for m, v in values["recent_centred"].items()},
                 "before": {m: summary(v) for m, v in values["before"].items()},
                 "after": {m: summary(v) for m, v in values["after"].items()},
                 "fused": summary(values["fused"]),
@@ -187,7 +197,8 @@ def calibrate(checkpoint: str | Path, data: str | Path, *, split: str | None = N
               "thresholds": {"source": thresholds.source, "fused_warn": thresholds.fused_warn,
                              "fused_error": thresholds.fused_error, "mutual_gain_warn": thresholds.mutual_gain_warn,
                              "mutual_gain_error": thresholds.mutual_gain_error,
-                             "modality_limits": {m: vars(limits) for m, limits in thresholds.modality_limits.items()}},
+                             "modality_limits": {m: vars(limits) for m, limits in thresholds.modality_limits.items()},
+                             "fault_limits": {m: vars(limits) for m, limits in thresholds.fault_limits.items()}},
               "statuses": windows.statuses(thresholds)}
     print(format_calibration(result))
     if json_path:
@@ -209,8 +220,13 @@ def format_calibration(result: dict) -> str:
         if summary.get("windows"):
             lines.append(f"  {name:<26}" + "".join(f"{summary[percentile_key(p)]:8.3f}" for p in shown))
 
+    last = f"last {distribution['recent_frames']} tokens"
     for m, summary in distribution["recent"].items():
-        row(f"{m} last {distribution['recent_frames']} tokens", summary)
+        row(f"{m} {last}", summary)
+    for m, summary in distribution.get("spread", {}).items():
+        row(f"{m} spread", summary)
+    for m, summary in distribution.get("recent_centred", {}).items():
+        row(f"{m} centred (moving)", summary)
     for m, summary in distribution["before"].items():
         row(f"{m} before", summary)
     for m, summary in distribution["after"].items():
