@@ -18,6 +18,8 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Callable
 
+from tqdm import tqdm
+
 from retf_ros.errors import RetfError
 
 
@@ -59,8 +61,6 @@ def _last_line(path: Path) -> str:
 
 def run_jobs(jobs: list[Job], processes: int, desc: str = "jobs") -> None:
     """Run ``jobs``, at most ``processes`` at a time, each in its own spawned process."""
-    from tqdm import tqdm
-
     context = multiprocessing.get_context("spawn")
     pending = list(jobs)
     running: dict[int, tuple[Job, multiprocessing.Process]] = {}  # sentinel -> (job, process)
